@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/gateway/storage"
+)
+
+// Config is tyk.conf. JSON names are Tyk's, verbatim, so an existing
+// tyk.conf loads unchanged. Only the settings tollgate acts on are fields
+// here; any other setting in the file is reported in one warning (see
+// LoadConfig) rather than silently ignored.
+type Config struct {
+	// ListenAddress is the interface the gateway binds to. Empty means all
+	// interfaces, as in Tyk.
+	ListenAddress string `json:"listen_address"`
+	// ListenPort is the gateway's HTTP port. Default 8080.
+	ListenPort int `json:"listen_port"`
+	// Secret guards the control API under /tyk/ (X-Tyk-Authorization).
+	Secret string `json:"secret"`
+	// NodeSecret signs messages between gateways.
+	NodeSecret string `json:"node_secret"`
+	// AppPath is the folder of API definition files (*.json). Relative paths
+	// are resolved against the folder of tyk.conf. Default "apps".
+	AppPath string `json:"app_path"`
+	// TemplatePath is the folder of webhook templates, resolved like AppPath.
+	// Default "templates".
+	TemplatePath string `json:"template_path"`
+	// MiddlewarePath is the folder of JS middleware, resolved like AppPath.
+	// Default "middleware".
+	MiddlewarePath string `json:"middleware_path"`
+	// Storage is the Redis connection. With no host, hosts or addrs the
+	// gateway starts an embedded simulated Redis Cluster (in memory, lost on
+	// exit) and says so in its log.
+	Storage storage.Config `json:"storage"`
+	// ProxyDefaultTimeout is how long, in seconds, the gateway waits for an
+	// upstream's response headers before answering 504. Default 30.
+	ProxyDefaultTimeout float64 `json:"proxy_default_timeout"`
+	// HealthCheckEndpointName is the path of the liveness endpoint.
+	// Default "hello" (served at /hello).
+	HealthCheckEndpointName string `json:"health_check_endpoint_name"`
+
+	// dir is the folder tyk.conf was read from; relative paths resolve
+	// against it. Empty means the working directory.
+	dir string
+}
+
+const (
+	defaultListenPort   = 8080
+	defaultProxyTimeout = 30 * time.Second
+)
+
+// ListenAddr is the host:port the gateway listens on.
+func (c *Config) ListenAddr() string {
+	port := c.ListenPort
+	if port == 0 {
+		port = defaultListenPort
+	}
+	return fmt.Sprintf("%s:%d", c.ListenAddress, port)
+}
+
+// ResolvePath resolves a path from tyk.conf: absolute paths stay, relative
+// ones are taken from the folder tyk.conf is in.
+func (c *Config) ResolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// AppDir is the resolved app_path.
+func (c *Config) AppDir() string {
+	p := c.AppPath
+	if p == "" {
+		p = "apps"
+	}
+	return c.ResolvePath(p)
+}
+
+func (c *Config) proxyTimeout() time.Duration {
+	if c.ProxyDefaultTimeout <= 0 {
+		return defaultProxyTimeout
+	}
+	return time.Duration(c.ProxyDefaultTimeout * float64(time.Second))
+}
+
+func (c *Config) healthPath() string {
+	name := strings.Trim(c.HealthCheckEndpointName, "/")
+	if name == "" {
+		name = "hello"
+	}
+	return "/" + name
+}
+
+// Warnings about a loaded configuration: settings present in the file that
+// tollgate does not act on.
+type Warnings []string
+
+// LoadConfig reads tyk.conf. A file that is not valid JSON, has a value of
+// the wrong type, or names a key twice is an error naming the file and the
+// line or field. Settings tollgate does not implement come back as a
+// warning, listed together, so nobody believes they took effect.
+func LoadConfig(path string) (*Config, Warnings, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, warnings, err := ParseConfig(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for i, w := range warnings {
+		warnings[i] = path + ": " + w
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolving the folder of %s: %w", path, err)
+	}
+	cfg.dir = abs
+	return cfg, warnings, nil
+}
+
+// ParseConfig parses tyk.conf's JSON; see LoadConfig.
+func ParseConfig(data []byte) (*Config, Warnings, error) {
+	var cfg Config
+	rep, err := decodeStrict(data, &cfg)
+	if err != nil {
+		var dup *DuplicateKeyError
+		if errors.As(err, &dup) && dup.Path == "storage.hosts" {
+			return nil, nil, fmt.Errorf("storage.hosts: host %q is listed more than once; a JSON object keeps only one port per host, so nodes would be lost: list every node as \"host:port\" in storage.addrs instead", dup.Key)
+		}
+		return nil, nil, err
+	}
+	if err := cfg.Storage.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	var warnings Warnings
+	if len(rep.Unknown) > 0 {
+		warnings = append(warnings, "settings not implemented by tollgate, ignored: "+strings.Join(rep.Unknown, ", "))
+	}
+	return &cfg, warnings, nil
+}
