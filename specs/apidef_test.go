@@ -1,0 +1,112 @@
+package specs_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/specs"
+)
+
+var _ = Describe("Loading API definitions from app_path", func() {
+	var env *specs.Env
+
+	BeforeEach(func() {
+		env = specs.NewEnv(specs.WithAPI(keylessAPI("good", "/good/")))
+	})
+
+	When("one file is not valid JSON", func() {
+		var err error
+		BeforeEach(func() {
+			env.WriteAPIFile("broken.json", "{\n  \"api_id\": \"broken\",\n  \"proxy\": {\"listen_path\": \"/broken/\",,}\n}")
+			err = env.Gateway.Reload()
+		})
+
+		It("reports the file, line and column", func() {
+			Expect(err).To(MatchError(And(ContainSubstring("broken.json"), ContainSubstring("line 3"), ContainSubstring("column"))))
+		})
+
+		It("still serves the other APIs", func() {
+			Expect(env.Get("/good/").StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+
+	When("a field has a value of the wrong type", func() {
+		It("reports the file and the field", func() {
+			env.WriteAPIFile("typed.json", `{"api_id": "typed", "active": true, "use_keyless": true, "proxy": {"listen_path": "/t/", "target_url": "{{upstream}}", "strip_listen_path": "yes"}}`)
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("typed.json"), ContainSubstring("proxy.strip_listen_path"))))
+		})
+	})
+
+	When("a required field is missing", func() {
+		It("reports the file and the field", func() {
+			env.WriteAPIFile("nolisten.json", `{"api_id": "nolisten", "active": true, "use_keyless": true, "proxy": {"target_url": "{{upstream}}"}}`)
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("nolisten.json"), ContainSubstring("proxy.listen_path"))))
+		})
+	})
+
+	When("target_url is not an absolute http URL", func() {
+		It("reports the file and the field", func() {
+			env.WriteAPIFile("relative.json", `{"api_id": "relative", "active": true, "use_keyless": true, "proxy": {"listen_path": "/r/", "target_url": "upstream:8080"}}`)
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("relative.json"), ContainSubstring("proxy.target_url"))))
+		})
+	})
+
+	When("two files use the same api_id", func() {
+		It("serves the first by file name and reports the second", func() {
+			env.WriteAPIFile("zz-same.json", keylessAPI("good", "/other/"))
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("zz-same.json"), ContainSubstring("api_id"), ContainSubstring("good.json"))))
+			Expect(env.Get("/other/").StatusCode).To(Equal(http.StatusNotFound))
+		})
+	})
+
+	When("two files use the same listen_path", func() {
+		It("serves the first by file name and reports the second", func() {
+			env.WriteAPIFile("zz-path.json", keylessAPI("another", "/good"))
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("zz-path.json"), ContainSubstring("proxy.listen_path"))))
+		})
+	})
+
+	When("an object names a key twice", func() {
+		It("reports the file and the key", func() {
+			env.WriteAPIFile("twice.json", `{"api_id": "twice", "api_id": "again"}`)
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("twice.json"), ContainSubstring(`"api_id"`))))
+		})
+	})
+
+	When("an API requires keys (use_keyless is false)", func() {
+		It("is refused rather than served without authentication", func() {
+			env.WriteAPIFile("keyed.json", `{"api_id": "keyed", "active": true, "proxy": {"listen_path": "/keyed/", "target_url": "{{upstream}}"}}`)
+			Expect(env.Gateway.Reload()).To(MatchError(gateway.ErrKeyAuthUnavailable))
+			Expect(env.Get("/keyed/").StatusCode).To(Equal(http.StatusNotFound))
+		})
+	})
+
+	When("a definition has fields tollgate does not implement", func() {
+		It("loads it and logs one warning naming them", func() {
+			env.WriteAPIFile("extra.json", `{"api_id": "extra", "active": true, "use_keyless": true, "enable_batch_request_support": true, "proxy": {"listen_path": "/extra/", "target_url": "{{upstream}}", "enable_load_balancing": false}}`)
+			Expect(env.Gateway.Reload()).To(Succeed())
+			Expect(env.Get("/extra/").StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Logs()).To(ContainSubstring("enable_batch_request_support, proxy.enable_load_balancing"))
+		})
+	})
+
+	When("app_path cannot be read on reload", func() {
+		It("keeps serving the APIs it had", func() {
+			Expect(os.RemoveAll(env.AppDir)).To(Succeed())
+			Expect(env.Gateway.Reload()).To(MatchError(ContainSubstring("app_path")))
+			Expect(env.Get("/good/").StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+
+	When("the seed's API definition is loaded", func() {
+		It("is refused for now, because it needs key authentication", func() {
+			_, _, err := gateway.LoadAPIDefinitions(filepath.Dir(seedPath("apps", "security.json")))
+			Expect(err).To(MatchError(And(ContainSubstring("security.json"), ContainSubstring("use_keyless"))))
+		})
+	})
+})
