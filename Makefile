@@ -1,0 +1,27 @@
+# tollgate: `make help` lists the targets.
+
+GINKGO := go tool ginkgo
+SPEC_FLAGS := -r -p --randomize-all --fail-on-pending --fail-on-empty --race --trace --timeout=12m
+
+.PHONY: help run test outline lint build
+
+help: ### list the targets
+	@grep -E '^[a-z-]+:.*###' $(MAKEFILE_LIST) | sed -E 's/:.*### /\t/' | expand -t 14
+
+run: ### run the gateway on fixtures/demo: embedded simulated Redis Cluster, echo upstream, 127.0.0.1:8080
+	go run ./tools/demo
+
+test: lint ### run every spec with the race detector and the leak guard
+	$(GINKGO) $(SPEC_FLAGS) ./...
+
+outline: ### print the spec tree as a Markdown document: a description of the gateway's behaviour
+	@report=$$(mktemp -d)/report.json; \
+	$(GINKGO) --dry-run --json-report=$$report --silence-skips ./specs ./cluster >/dev/null && go run ./tools/outline $$report
+
+lint: ### check formatting (gofmt) and vet the code (go vet)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+build: ### build the tollgate binary into bin/
+	go build -o bin/tollgate ./gateway/cmd/tollgate

@@ -1,0 +1,106 @@
+// Command outline prints the spec tree as a Markdown document: each
+// Describe a heading, each When a sub-heading, each It a bullet, in source
+// order. It reads the JSON report of a dry run:
+//
+//	go tool ginkgo --dry-run --json-report=report.json ./specs ./cluster
+//	go run ./tools/outline report.json
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: outline REPORT.json")
+		os.Exit(2)
+	}
+	if err := run(os.Args[1], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "outline:", err)
+		os.Exit(1)
+	}
+}
+
+func run(path string, w io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var reports []types.Report
+	if err := json.Unmarshal(data, &reports); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	out := &lineWriter{w: w}
+	for _, r := range reports {
+		specs := r.SpecReports.WithLeafNodeType(types.NodeTypeIt)
+		sort.SliceStable(specs, func(i, j int) bool { return less(specs[i], specs[j]) })
+		out.heading(1, r.SuiteDescription)
+		var prev []string
+		for _, s := range specs {
+			texts := s.ContainerHierarchyTexts
+			common := 0
+			for common < len(prev) && common < len(texts) && prev[common] == texts[common] {
+				common++
+			}
+			for depth := common; depth < len(texts); depth++ {
+				out.heading(depth+2, texts[depth])
+			}
+			labels := ""
+			if ls := s.Labels(); len(ls) > 0 {
+				labels = " `" + strings.Join(ls, "` `") + "`"
+			}
+			out.line("- " + s.LeafNodeText + labels)
+			prev = texts
+		}
+	}
+	return out.err
+}
+
+// lineWriter writes Markdown with exactly one blank line around headings.
+type lineWriter struct {
+	w       io.Writer
+	started bool
+	blank   bool // the last line written was blank
+	err     error
+}
+
+func (l *lineWriter) heading(level int, text string) {
+	if l.started && !l.blank {
+		l.line("")
+	}
+	l.line(strings.Repeat("#", level) + " " + text)
+	l.line("")
+}
+
+func (l *lineWriter) line(s string) {
+	if l.err != nil {
+		return
+	}
+	_, l.err = fmt.Fprintln(l.w, s)
+	l.started, l.blank = true, s == ""
+}
+
+// less orders specs as they appear in the source: by the location of each
+// enclosing container, then of the It.
+func less(a, b types.SpecReport) bool {
+	la := append(append([]types.CodeLocation{}, a.ContainerHierarchyLocations...), a.LeafNodeLocation)
+	lb := append(append([]types.CodeLocation{}, b.ContainerHierarchyLocations...), b.LeafNodeLocation)
+	for i := 0; i < len(la) && i < len(lb); i++ {
+		if la[i] == lb[i] {
+			continue
+		}
+		if fa, fb := filepath.Base(la[i].FileName), filepath.Base(lb[i].FileName); fa != fb {
+			return fa < fb
+		}
+		return la[i].LineNumber < lb[i].LineNumber
+	}
+	return len(la) < len(lb)
+}
