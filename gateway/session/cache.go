@@ -1,0 +1,86 @@
+package session
+
+import (
+	"sync"
+	"time"
+)
+
+// Cache keeps recently used sessions in memory for a short time, so a
+// busy key is not read from Redis on every request (tyk.conf
+// local_session_cache). It starts no goroutine: entries expire when read,
+// and the cache never holds more than its size bound. One Cache serves the
+// whole gateway, across reloads.
+type Cache struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	state   *State
+	expires time.Time
+}
+
+// NewCache returns a cache keeping entries for ttl, at most max of them.
+// ttl <= 0 gives a cache that holds nothing.
+func NewCache(ttl time.Duration, max int, now func() time.Time) *Cache {
+	return &Cache{ttl: ttl, max: max, now: now, entries: map[string]cacheEntry{}}
+}
+
+// Get returns a copy of id's cached session, if still fresh.
+func (c *Cache) Get(id string) (*State, bool) {
+	if c.ttl <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	if ok && !c.now().Before(e.expires) {
+		delete(c.entries, id)
+		ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return e.state.Clone(), true
+}
+
+// Put caches a copy of st under id.
+func (c *Cache) Put(id string, st *State) {
+	if c.ttl <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		c.evict(now)
+	}
+	c.entries[id] = cacheEntry{state: st.Clone(), expires: now.Add(c.ttl)}
+}
+
+// Forget drops id, so a deleted or changed key takes effect at once.
+func (c *Cache) Forget(id string) {
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
+}
+
+// evict drops expired entries; if the cache is still full it drops
+// arbitrary ones until there is room (a cache miss only costs a Redis read).
+func (c *Cache) evict(now time.Time) {
+	for id, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, id)
+		}
+	}
+	for id := range c.entries {
+		if len(c.entries) < c.max {
+			break
+		}
+		delete(c.entries, id)
+	}
+}

@@ -1,0 +1,148 @@
+// Package session holds Tyk's SessionState: what a key may do (access
+// rights, rate limit, quota, expiry), its Redis store under apikey-<key>,
+// and the gateway's in-memory cache of sessions.
+//
+//	store := session.NewStore(client, session.StoreOptions{HashKeys: true})
+//	id := store.ID(key)                  // the hash, with HashKeys
+//	err := store.Save(ctx, id, &session.State{Rate: 10, Per: 1}, 0)
+//	st, err := store.Load(ctx, id)       // session.ErrNotFound when absent
+package session
+
+import (
+	"encoding/json"
+	"maps"
+	"time"
+)
+
+// State is Tyk's SessionState with its JSON names. Fields tollgate does
+// not act on are kept as they came and written back unchanged, so a key
+// saved by Tyk or a Tyk client loses nothing when tollgate rewrites it.
+type State struct {
+	// Rate requests are allowed per Per seconds; Rate <= 0 means no limit.
+	Rate float64 `json:"rate"`
+	Per  float64 `json:"per"`
+	// Allowance and LastCheck are Tyk's leaky-bucket bookkeeping, kept for
+	// compatibility; tollgate's limiter keeps its state in Redis.
+	Allowance float64 `json:"allowance"`
+	LastCheck int64   `json:"last_check"`
+	// QuotaMax requests per QuotaRenewalRate seconds; QuotaMax <= 0 means
+	// no quota. QuotaRemaining and QuotaRenews (unix seconds) are reported
+	// back after each request.
+	QuotaMax         int64 `json:"quota_max"`
+	QuotaRemaining   int64 `json:"quota_remaining"`
+	QuotaRenews      int64 `json:"quota_renews"`
+	QuotaRenewalRate int64 `json:"quota_renewal_rate"`
+	// Expires is a unix time after which the key is refused (401, and a
+	// KeyExpired event); 0 or less means never.
+	Expires int64 `json:"expires"`
+	// IsInactive keys are refused with 403.
+	IsInactive bool `json:"is_inactive"`
+	// AccessRights by API id; a key may call only the APIs (and versions)
+	// listed here.
+	AccessRights map[string]AccessDefinition `json:"access_rights"`
+	OrgID        string                      `json:"org_id"`
+	// MetaData is free-form; JS middleware reads and replaces it.
+	MetaData map[string]any `json:"meta_data"`
+	Tags     []string       `json:"tags"`
+	Alias    string         `json:"alias"`
+	// LastUpdated is a unix time, as a string (Tyk's format).
+	LastUpdated string `json:"last_updated"`
+	DateCreated string `json:"date_created,omitempty"`
+	// SessionLifetime, in seconds, bounds how long Redis keeps the key;
+	// 0 means no TTL.
+	SessionLifetime int64 `json:"session_lifetime"`
+
+	// extra holds the fields of the stored JSON that State does not model.
+	extra map[string]json.RawMessage
+}
+
+// AccessDefinition is one entry of access_rights.
+type AccessDefinition struct {
+	APIName string `json:"api_name"`
+	APIID   string `json:"api_id"`
+	// Versions the key may use; empty means every version.
+	Versions []string `json:"versions"`
+}
+
+// knownFields are State's JSON names, so unmarshalling can tell which
+// fields to keep aside as extra.
+var knownFields = map[string]bool{
+	"rate": true, "per": true, "allowance": true, "last_check": true,
+	"quota_max": true, "quota_remaining": true, "quota_renews": true, "quota_renewal_rate": true,
+	"expires": true, "is_inactive": true, "access_rights": true, "org_id": true,
+	"meta_data": true, "tags": true, "alias": true, "last_updated": true,
+	"date_created": true, "session_lifetime": true,
+}
+
+// plainState is State without its JSON methods.
+type plainState State
+
+// UnmarshalJSON decodes a stored session, keeping unknown fields.
+func (s *State) UnmarshalJSON(data []byte) error {
+	if err := json.Unmarshal(data, (*plainState)(s)); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return err
+	}
+	maps.DeleteFunc(all, func(k string, _ json.RawMessage) bool { return knownFields[k] })
+	if len(all) > 0 {
+		s.extra = all
+	} else {
+		s.extra = nil
+	}
+	return nil
+}
+
+// MarshalJSON encodes the session with the unknown fields it was read with.
+func (s State) MarshalJSON() ([]byte, error) {
+	known, err := json.Marshal(plainState(s))
+	if err != nil || len(s.extra) == 0 {
+		return known, err
+	}
+	merged := maps.Clone(s.extra)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(known, &fields); err != nil {
+		return nil, err
+	}
+	maps.Copy(merged, fields)
+	return json.Marshal(merged)
+}
+
+// Clone is a deep copy, so a cached session is never changed by a request.
+func (s *State) Clone() *State {
+	c := *s
+	c.AccessRights = maps.Clone(s.AccessRights)
+	for k, v := range c.AccessRights {
+		v.Versions = append([]string(nil), v.Versions...)
+		c.AccessRights[k] = v
+	}
+	c.MetaData = maps.Clone(s.MetaData)
+	c.Tags = append([]string(nil), s.Tags...)
+	c.extra = maps.Clone(s.extra)
+	return &c
+}
+
+// Expired reports whether the key's expiry has passed at now.
+func (s *State) Expired(now time.Time) bool {
+	return s.Expires > 0 && now.Unix() > s.Expires
+}
+
+// Allows reports whether the key may call apiID at version. A key with no
+// access rights at all may call nothing.
+func (s *State) Allows(apiID, version string) bool {
+	ad, ok := s.AccessRights[apiID]
+	if !ok {
+		return false
+	}
+	if len(ad.Versions) == 0 {
+		return true
+	}
+	for _, v := range ad.Versions {
+		if v == version {
+			return true
+		}
+	}
+	return false
+}
