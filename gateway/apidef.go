@@ -23,15 +23,50 @@ type APIDefinition struct {
 	// Active must be true for the API to be served. A definition without
 	// it is inactive, as in Tyk.
 	Active bool `json:"active"`
-	// UseKeylessAccess serves the API without any key.
+	// UseKeylessAccess serves the API without any key. Otherwise every
+	// request needs a key (see Auth) whose session grants this API.
 	UseKeylessAccess bool `json:"use_keyless"`
+	// Auth says where the key is read from.
+	Auth AuthConfig `json:"auth"`
+	// Definition says where the version name is read from.
+	Definition VersionDefinition `json:"definition"`
 	// Proxy says where the API listens and where it forwards to.
 	Proxy ProxyConfig `json:"proxy"`
-	// VersionData holds the API's versions; global_headers live there.
+	// VersionData holds the API's versions, their paths and headers.
 	VersionData VersionData `json:"version_data"`
+	// EnableNonTransactionalRateLimiter updates the rate-limit window in a
+	// plain pipeline instead of MULTI/EXEC. Tyk reads it from tyk.conf only;
+	// tollgate also honours it here, where the seed API sets it.
+	EnableNonTransactionalRateLimiter bool `json:"enable_non_transactional_rate_limiter"`
 
 	// file is where the definition was read from; "" when built in code.
 	file string
+	// raw is the file's JSON, returned as is by GET /tyk/apis.
+	raw []byte
+}
+
+// AuthConfig is the definition's auth section: where the key comes from.
+type AuthConfig struct {
+	// AuthHeaderName is the header holding the key. Default
+	// "Authorization"; a "Bearer " prefix is removed.
+	AuthHeaderName string `json:"auth_header_name"`
+	// UseParam also reads the key from the query parameter ParamName
+	// (default: the header name); it wins over the header when present.
+	UseParam  bool   `json:"use_param"`
+	ParamName string `json:"param_name"`
+	// UseCookie also reads the key from the cookie CookieName (default:
+	// the header name); it wins over header and parameter when present.
+	UseCookie  bool   `json:"use_cookie"`
+	CookieName string `json:"cookie_name"`
+}
+
+// VersionDefinition is the definition's definition section.
+type VersionDefinition struct {
+	// Location is "header", "url-param" or "url" (the first path segment
+	// below the listen path). Default "header".
+	Location string `json:"location"`
+	// Key is the header or parameter name, e.g. "x-api-version".
+	Key string `json:"key"`
 }
 
 // ProxyConfig is the definition's proxy section.
@@ -57,6 +92,8 @@ type VersionData struct {
 	// NotVersioned serves one version ("Default", or the only one listed)
 	// whatever the request says.
 	NotVersioned bool `json:"not_versioned"`
+	// DefaultVersion is used when a request names no version.
+	DefaultVersion string `json:"default_version"`
 	// Versions by name.
 	Versions map[string]VersionInfo `json:"versions"`
 }
@@ -65,11 +102,52 @@ type VersionData struct {
 type VersionInfo struct {
 	// Name of the version.
 	Name string `json:"name"`
+	// Expires is when the version stops being served, "2006-01-02 15:04"
+	// (UTC). Empty or "-1" means never.
+	Expires string `json:"expires"`
+	// OverrideTarget sends this version's requests to another upstream.
+	OverrideTarget string `json:"override_target"`
+	// UseExtendedPaths turns ExtendedPaths on.
+	UseExtendedPaths bool `json:"use_extended_paths"`
+	// ExtendedPaths lists paths that are ignored (no key needed),
+	// black-listed or white-listed.
+	ExtendedPaths ExtendedPaths `json:"extended_paths"`
 	// GlobalHeaders are set on every request forwarded upstream, replacing
 	// any value the client sent.
 	GlobalHeaders map[string]string `json:"global_headers"`
 	// GlobalHeadersRemove are removed from every forwarded request.
 	GlobalHeadersRemove []string `json:"global_headers_remove"`
+}
+
+// ExtendedPaths is a version's extended_paths. Paths are regular
+// expressions matched, as in Tyk, anywhere in the request path below the
+// listen path ("test" matches "/test" and "/latest"); anchor them with ^
+// and $ for an exact match. "{name}" stands for any text. An entry applies
+// to the methods listed in its method_actions.
+type ExtendedPaths struct {
+	// Ignored paths are served without a key: auth, key expiry, rate limit
+	// and quota are skipped.
+	Ignored []EndpointMeta `json:"ignored"`
+	// BlackList paths are refused with 403.
+	BlackList []EndpointMeta `json:"black_list"`
+	// WhiteList paths are the only ones served once any is listed;
+	// everything else is refused with 403.
+	WhiteList []EndpointMeta `json:"white_list"`
+}
+
+// EndpointMeta is one path entry of extended_paths.
+type EndpointMeta struct {
+	Path          string                        `json:"path"`
+	MethodActions map[string]EndpointMethodMeta `json:"method_actions"`
+}
+
+// EndpointMethodMeta is what to do for one method of a path. Only
+// "no_action" is implemented.
+type EndpointMethodMeta struct {
+	Action  string            `json:"action"`
+	Code    int               `json:"code"`
+	Data    string            `json:"data"`
+	Headers map[string]string `json:"headers"`
 }
 
 // File is the path the definition was loaded from, or "".
@@ -90,20 +168,16 @@ func ParseAPIDefinition(data []byte) (*APIDefinition, Warnings, error) {
 	if len(rep.Unknown) > 0 {
 		warnings = append(warnings, "fields not implemented by tollgate, ignored: "+strings.Join(rep.Unknown, ", "))
 	}
+	def.raw = data
 	return &def, warnings, nil
 }
 
-// ErrKeyAuthUnavailable is returned for an API that asks for keys: this
-// build has no key authentication, and serving such an API without it would
-// open it to everyone.
-var ErrKeyAuthUnavailable = errors.New("use_keyless: the API requires keys (use_keyless is false), but key authentication is not available in this build; refusing to serve it unauthenticated")
+// RawJSON is the definition as it was read.
+func (d *APIDefinition) RawJSON() []byte { return d.raw }
 
 func (d *APIDefinition) validate() error {
 	if strings.TrimSpace(d.APIID) == "" {
 		return errors.New("api_id: missing; every API needs a unique api_id")
-	}
-	if !d.UseKeylessAccess {
-		return ErrKeyAuthUnavailable
 	}
 	lp := d.Proxy.ListenPath
 	if lp == "" {
@@ -112,38 +186,38 @@ func (d *APIDefinition) validate() error {
 	if !strings.HasPrefix(lp, "/") {
 		return fmt.Errorf("proxy.listen_path: %q must start with \"/\"", lp)
 	}
-	if d.Proxy.TargetURL == "" {
-		return errors.New("proxy.target_url: missing; give the upstream's base URL, e.g. \"http://127.0.0.1:9000\"")
-	}
-	if _, err := parseTarget(d.Proxy.TargetURL); err != nil {
-		return fmt.Errorf("proxy.target_url: %w", err)
-	}
-	if _, err := d.servedVersion(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// servedVersion picks the version whose settings apply to every request.
-// Version selection by header or parameter is not part of this build, so a
-// definition must be not_versioned, or list exactly one version.
-func (d *APIDefinition) servedVersion() (VersionInfo, error) {
-	vs := d.VersionData.Versions
-	if v, ok := vs["Default"]; ok && (d.VersionData.NotVersioned || len(vs) == 1) {
-		return v, nil
-	}
-	if len(vs) == 0 {
-		return VersionInfo{}, nil
-	}
-	if len(vs) == 1 {
-		for _, v := range vs {
-			return v, nil
+	if d.Proxy.TargetURL != "" {
+		if _, err := parseTarget(d.Proxy.TargetURL); err != nil {
+			return fmt.Errorf("proxy.target_url: %w", err)
 		}
 	}
-	if d.VersionData.NotVersioned {
-		return VersionInfo{}, fmt.Errorf("version_data.versions: not_versioned is true but %d versions are listed and none is named \"Default\"", len(vs))
+	if len(d.VersionData.Versions) == 0 && d.Proxy.TargetURL == "" {
+		return errors.New("proxy.target_url: missing; give the upstream's base URL, e.g. \"http://127.0.0.1:9000\"")
 	}
-	return VersionInfo{}, fmt.Errorf("version_data: %d versions are listed, but selecting a version per request is not available in this build; set not_versioned or list one version", len(vs))
+	for name, v := range d.VersionData.Versions {
+		if v.OverrideTarget == "" && d.Proxy.TargetURL == "" {
+			return fmt.Errorf("proxy.target_url: missing, and version %q has no override_target", name)
+		}
+	}
+	switch d.Definition.Location {
+	case "", "header", "url-param", "url":
+	default:
+		return fmt.Errorf("definition.location: %q is not one of \"header\", \"url-param\", \"url\"", d.Definition.Location)
+	}
+	if !d.VersionData.NotVersioned && len(d.VersionData.Versions) > 1 && d.Definition.Key == "" && d.Definition.Location != "url" {
+		return errors.New("definition.key: missing; name the header or parameter that carries the version")
+	}
+	if dv := d.VersionData.DefaultVersion; dv != "" {
+		if _, ok := d.VersionData.Versions[dv]; !ok {
+			return fmt.Errorf("version_data.default_version: %q is not listed in version_data.versions", dv)
+		}
+	}
+	if d.VersionData.NotVersioned && len(d.VersionData.Versions) > 1 {
+		if _, ok := d.VersionData.Versions["Default"]; !ok {
+			return fmt.Errorf("version_data.versions: not_versioned is true but %d versions are listed and none is named \"Default\"", len(d.VersionData.Versions))
+		}
+	}
+	return nil
 }
 
 // parseTarget checks that an upstream URL is absolute http(s).
@@ -199,7 +273,7 @@ func LoadAPIDefinitions(dir string) ([]*APIDefinition, Warnings, error) {
 		for _, w := range ws {
 			warnings = append(warnings, f+": "+w)
 		}
-		def.file = f
+		def.file, def.raw = f, data
 		if !def.Active {
 			warnings = append(warnings, fmt.Sprintf("%s: API %q is not served: active is false or missing", f, def.APIID))
 			continue

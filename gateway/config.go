@@ -41,6 +41,21 @@ type Config struct {
 	// ProxyDefaultTimeout is how long, in seconds, the gateway waits for an
 	// upstream's response headers before answering 504. Default 30.
 	ProxyDefaultTimeout float64 `json:"proxy_default_timeout"`
+	// HashKeys stores keys in Redis under their murmur3 hash, so the
+	// store does not hold usable keys; logs never show raw keys either way.
+	HashKeys bool `json:"hash_keys"`
+	// AllowMasterKeys lets a key with no access_rights call every API.
+	// Default false: such a key calls none.
+	AllowMasterKeys bool `json:"allow_master_keys"`
+	// EnableNonTransactionalRateLimiter updates the rate-limit window with
+	// a plain pipeline instead of MULTI/EXEC: fewer round trips, and two
+	// gateways may each let one extra request through at the boundary.
+	EnableNonTransactionalRateLimiter bool `json:"enable_non_transactional_rate_limiter"`
+	// EnableSentinelRateLimiter blocks a key for the rest of its window once
+	// it goes over the limit, so refused requests cost one Redis read.
+	EnableSentinelRateLimiter bool `json:"enable_sentinel_rate_limiter"`
+	// LocalSessionCache keeps sessions in memory for a few seconds.
+	LocalSessionCache LocalSessionCache `json:"local_session_cache"`
 	// HealthCheckEndpointName is the path of the liveness endpoint.
 	// Default "hello" (served at /hello).
 	HealthCheckEndpointName string `json:"health_check_endpoint_name"`
@@ -48,6 +63,30 @@ type Config struct {
 	// dir is the folder tyk.conf was read from; relative paths resolve
 	// against it. Empty means the working directory.
 	dir string
+}
+
+// LocalSessionCache is tyk.conf's local_session_cache.
+type LocalSessionCache struct {
+	// DisableCachedSessionState reads every session from Redis.
+	DisableCachedSessionState bool `json:"disable_cached_session_state"`
+	// CachedSessionTimeout is how long, in seconds, a session is served
+	// from memory. Default 10. A key changed through this gateway's control
+	// API is dropped from its cache at once; other gateways see the change
+	// within this time.
+	CachedSessionTimeout int `json:"cached_session_timeout"`
+	// CachedSessionEviction is accepted for compatibility; the cache evicts
+	// lazily and is bounded in size instead.
+	CachedSessionEviction int `json:"cached_session_eviction"`
+}
+
+func (l LocalSessionCache) ttl() time.Duration {
+	if l.DisableCachedSessionState {
+		return 0
+	}
+	if l.CachedSessionTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return time.Duration(l.CachedSessionTimeout) * time.Second
 }
 
 const (

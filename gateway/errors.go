@@ -19,6 +19,16 @@ const (
 	CauseUpstreamUnreachable Cause = "upstream_unreachable"
 	CauseUpstreamTimeout     Cause = "upstream_timeout"
 	CauseStorageUnavailable  Cause = "storage_unavailable"
+	CauseVersionMissing      Cause = "version_missing"
+	CauseVersionUnknown      Cause = "version_unknown"
+	CauseVersionExpired      Cause = "version_expired"
+	CauseEndpointForbidden   Cause = "endpoint_forbidden"
+	CauseKeyMissing          Cause = "key_missing"
+	CauseKeyNotAuthorised    Cause = "key_not_authorised"
+	CauseKeyInactive         Cause = "key_inactive"
+	CauseKeyExpired          Cause = "key_expired"
+	CauseRateLimited         Cause = "rate_limited"
+	CauseQuotaExceeded       Cause = "quota_exceeded"
 )
 
 // Messages the gateway answers with. Where Tyk has a message for the case,
@@ -27,6 +37,17 @@ const (
 	msgUnknownPath         = "No API is served at this path"
 	msgUpstreamUnreachable = "There was a problem proxying the request"
 	msgUpstreamTimeout     = "Upstream service reached hard timeout."
+	msgStorageUnavailable  = "The key store is unavailable, please retry"
+	msgVersionMissing      = "Version information not found"
+	msgVersionUnknown      = "This API version does not seem to exist"
+	msgVersionExpired      = "Api Version has expired, please check documentation or contact administrator"
+	msgEndpointForbidden   = "Requested endpoint is forbidden"
+	msgKeyMissing          = "Authorization field missing"
+	msgKeyNotAuthorised    = "Access to this API has been disallowed"
+	msgKeyInactive         = "Key is inactive, please renew"
+	msgKeyExpired          = "Key has expired, please renew"
+	msgRateLimited         = "Rate Limit Exceeded"
+	msgQuotaExceeded       = "Quota exceeded"
 )
 
 // errorBody is Tyk's error shape: {"error": "<message>"}.

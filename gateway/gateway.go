@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/tollgate/tollgate/gateway/event"
+	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
 )
 
@@ -20,9 +25,17 @@ import (
 type Gateway struct {
 	cfg        *Config
 	log        *slog.Logger
+	now        func() time.Time
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	store      *storage.Store
 	transport  *http.Transport
 	healthPath string
+
+	sessions *session.Store
+	cache    *session.Cache
+	events   *event.Bus
+	windows  [2]*limit.Window // [0] non-transactional, [1] transactional
+	quota    *limit.Quota
 
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
@@ -47,6 +60,21 @@ func WithStore(s *storage.Store) Option {
 	return func(g *Gateway) { g.store = s }
 }
 
+// WithClock gives the gateway its notion of now: key expiry, version
+// expiry, rate limit and quota windows follow it. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(g *Gateway) { g.now = now }
+}
+
+// WithDialer makes upstream connections through dial, e.g. to reach
+// upstream host names that only exist in a test.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(g *Gateway) { g.dial = dial }
+}
+
+// sessionCacheSize bounds the local session cache.
+const sessionCacheSize = 100_000
+
 // New builds a gateway from cfg: it opens storage (or starts the embedded
 // cluster) and loads the API definitions in app_path. A definition that
 // cannot be loaded is logged with its file and field and left out; the
@@ -55,6 +83,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	g := &Gateway{
 		cfg:        cfg,
 		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:        time.Now,
 		healthPath: cfg.healthPath(),
 	}
 	for _, o := range opts {
@@ -67,19 +96,44 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		}
 		g.store = store
 	}
-	g.transport = newTransport(cfg.proxyTimeout())
+	g.transport = newTransport(cfg.proxyTimeout(), g.dial)
+	g.sessions = session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys})
+	g.cache = session.NewCache(cfg.LocalSessionCache.ttl(), sessionCacheSize, g.now)
+	g.events = event.NewBus(event.Options{})
+	for i, transactional := range []bool{false, true} {
+		g.windows[i] = limit.NewWindow(g.store.Client, limit.WindowOptions{
+			Transactional: transactional,
+			Sentinel:      cfg.EnableSentinelRateLimiter,
+			Now:           g.now,
+		})
+	}
+	g.quota = limit.NewQuota(g.store.Client, g.now)
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
-		g.transport.CloseIdleConnections()
-		_ = g.store.Close()
+		_ = g.Shutdown(context.Background())
 		return nil, err
 	}
 	return g, nil
 }
 
+// window is the rate limiter for an API.
+func (g *Gateway) window(transactional bool) *limit.Window {
+	if transactional {
+		return g.windows[1]
+	}
+	return g.windows[0]
+}
+
 // Store is the gateway's Redis store.
 func (g *Gateway) Store() *storage.Store { return g.store }
 
-// APIs lists the API definitions being served, by listen path.
+// Events is the gateway's event bus: KeyExpired and friends are published
+// there.
+func (g *Gateway) Events() *event.Bus { return g.events }
+
+// Sessions is the gateway's session store.
+func (g *Gateway) Sessions() *session.Store { return g.sessions }
+
+// APIs lists the API definitions being served, longest listen path first.
 func (g *Gateway) APIs() []*APIDefinition {
 	rt := g.routes.Load()
 	out := make([]*APIDefinition, len(rt.apis))
@@ -110,45 +164,51 @@ func (g *Gateway) Reload() error {
 			g.log.Error("API definition not served", "error", e)
 		}
 	}
-	rt, buildErr := g.buildRoutes(defs)
+	rt, buildErrs := g.buildRoutes(defs)
 	g.routes.Store(rt)
 	for _, a := range rt.apis {
 		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.file)
 	}
-	return errors.Join(loadErr, buildErr)
+	if fileErrs != nil {
+		buildErrs = append(fileErrs.Errs, buildErrs...)
+	}
+	if len(buildErrs) > 0 {
+		return &DefinitionErrors{Errs: buildErrs}
+	}
+	return nil
 }
 
-func (g *Gateway) buildRoutes(defs []*APIDefinition) (*routeTable, error) {
+// buildRoutes compiles the definitions; those that fail are left out and
+// returned as errors naming their file.
+func (g *Gateway) buildRoutes(defs []*APIDefinition) (*routeTable, []error) {
 	rt := &routeTable{}
 	var errs []error
 	for _, def := range defs {
-		h, err := newProxy(def, g.transport, g.log)
+		api, warnings, err := g.compileAPI(def)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("building API %q from %s: %w", def.APIID, def.file, err))
-			g.log.Error("API definition not served", "error", errs[len(errs)-1])
+			err = fmt.Errorf("loading API definition %s: %w", def.file, err)
+			g.log.Error("API definition not served", "error", err)
+			errs = append(errs, err)
 			continue
 		}
-		rt.apis = append(rt.apis, &route{def: def, listenPath: h.listenPath, handler: h})
+		for _, w := range warnings {
+			g.log.Warn(def.file + ": " + w)
+		}
+		rt.apis = append(rt.apis, api)
 	}
 	sort.SliceStable(rt.apis, func(i, j int) bool {
 		return len(rt.apis[i].listenPath) > len(rt.apis[j].listenPath)
 	})
-	return rt, errors.Join(errs...)
+	return rt, errs
 }
 
 // routeTable holds the APIs ordered by listen path, longest first, so the
 // first match is the longest.
 type routeTable struct {
-	apis []*route
+	apis []*apiSpec
 }
 
-type route struct {
-	def        *APIDefinition
-	listenPath string
-	handler    http.Handler
-}
-
-func (rt *routeTable) match(path string) *route {
+func (rt *routeTable) match(path string) *apiSpec {
 	for _, a := range rt.apis {
 		lp := a.listenPath
 		if lp == "/" || path == lp || (strings.HasPrefix(path, lp) && path[len(lp)] == '/') {
@@ -158,28 +218,36 @@ func (rt *routeTable) match(path string) *route {
 	return nil
 }
 
-// ServeHTTP routes a request: the health endpoint first, then the API with
-// the longest matching listen path; anything else is 404.
+// ServeHTTP routes a request: the health endpoint and the control API
+// first, then the API with the longest matching listen path; anything else
+// is 404.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == g.healthPath {
+	path := r.URL.Path
+	if path == g.healthPath {
 		g.serveHealth(w, r)
 		return
 	}
-	api := g.routes.Load().match(r.URL.Path)
+	if strings.HasPrefix(path, controlPrefix) {
+		g.serveControl(w, r)
+		return
+	}
+	api := g.routes.Load().match(path)
 	if api == nil {
 		writeError(w, http.StatusNotFound, CauseUnknownPath, msgUnknownPath)
 		return
 	}
-	api.handler.ServeHTTP(w, r)
+	api.serve(w, r, g.now())
 }
 
-// Shutdown releases what the gateway holds: idle upstream connections and
-// the store it opened (including the embedded cluster). Stop the Server in
-// front of it first so no request is in flight. Safe to call twice.
+// Shutdown releases what the gateway holds: it delivers queued events
+// (until ctx ends), closes idle upstream connections and the store it
+// opened (including the embedded cluster). Stop the Server in front of it
+// first so no request is in flight. Safe to call twice.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() {
+		evErr := g.events.Close(ctx)
 		g.transport.CloseIdleConnections()
-		g.shutdownErr = g.store.Close()
+		g.shutdownErr = errors.Join(evErr, g.store.Close())
 	})
 	return g.shutdownErr
 }

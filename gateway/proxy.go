@@ -17,11 +17,13 @@ import (
 // APIs: connections to an upstream are reused across requests and reloads.
 // Waiting for an upstream's response headers (and for a connection) is
 // bounded by timeout; past it the request gets 504.
-func newTransport(timeout time.Duration) *http.Transport {
-	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+func newTransport(timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
@@ -32,61 +34,62 @@ func newTransport(timeout time.Duration) *http.Transport {
 	}
 }
 
-// proxy forwards an API's requests to its upstream.
+// proxy forwards one API version's requests to its upstream.
 type proxy struct {
-	target     *url.URL
-	listenPath string // normalised: no trailing slash, except "/"
-	rp         *httputil.ReverseProxy
+	rp *httputil.ReverseProxy
 }
 
 var _ http.Handler = (*proxy)(nil)
 
-// newProxy builds the reverse proxy of one API. Everything that can be
-// computed once (target URL, canonical header names) is computed here, not
-// per request.
-func newProxy(def *APIDefinition, transport http.RoundTripper, log *slog.Logger) (*proxy, error) {
-	target, err := parseTarget(def.Proxy.TargetURL)
-	if err != nil {
-		return nil, err
+// proxySettings is what a proxy needs, computed once at load.
+type proxySettings struct {
+	target        *url.URL
+	listenPath    string // normalised
+	strip         bool
+	preserveHost  bool
+	setHeaders    map[string]string // canonical names
+	removeHeaders []string          // canonical names
+}
+
+// headerSettings canonicalises a version's global_headers once, so the
+// request path does not.
+func headerSettings(v VersionInfo) (set map[string]string, remove []string) {
+	set = make(map[string]string, len(v.GlobalHeaders))
+	for k, val := range v.GlobalHeaders {
+		set[textproto.CanonicalMIMEHeaderKey(k)] = val
 	}
-	version, err := def.servedVersion()
-	if err != nil {
-		return nil, err
-	}
-	set := make(map[string]string, len(version.GlobalHeaders))
-	for k, v := range version.GlobalHeaders {
-		set[textproto.CanonicalMIMEHeaderKey(k)] = v
-	}
-	remove := make([]string, len(version.GlobalHeadersRemove))
-	for i, k := range version.GlobalHeadersRemove {
+	remove = make([]string, len(v.GlobalHeadersRemove))
+	for i, k := range v.GlobalHeadersRemove {
 		remove[i] = textproto.CanonicalMIMEHeaderKey(k)
 	}
-	p := &proxy{target: target, listenPath: normalizeListenPath(def.Proxy.ListenPath)}
-	strip, preserveHost := def.Proxy.StripListenPath, def.Proxy.PreserveHostHeader
-	apiLog := log.With("api_id", def.APIID)
-	p.rp = &httputil.ReverseProxy{
+	return set, remove
+}
+
+// newProxy builds the reverse proxy of one API version.
+func newProxy(ps proxySettings, apiID string, transport http.RoundTripper, log *slog.Logger) *proxy {
+	apiLog := log.With("api_id", apiID)
+	return &proxy{rp: &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if strip {
-				stripListenPath(pr.Out.URL, p.listenPath)
+			if ps.strip {
+				stripListenPath(pr.Out.URL, ps.listenPath)
 			}
-			pr.SetURL(target)
+			pr.SetURL(ps.target)
 			pr.SetXForwarded()
-			if preserveHost {
+			if ps.preserveHost {
 				pr.Out.Host = pr.In.Host
 			}
-			for _, k := range remove {
+			for _, k := range ps.removeHeaders {
 				pr.Out.Header.Del(k)
 			}
-			for k, v := range set {
+			for k, v := range ps.setHeaders {
 				pr.Out.Header[k] = []string{v}
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			upstreamError(w, r, err, apiLog)
 		},
-	}
-	return p, nil
+	}}
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -3,12 +3,10 @@ package specs_test
 import (
 	"net/http"
 	"os"
-	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -78,14 +76,6 @@ var _ = Describe("Loading API definitions from app_path", func() {
 		})
 	})
 
-	When("an API requires keys (use_keyless is false)", func() {
-		It("is refused rather than served without authentication", func() {
-			env.WriteAPIFile("keyed.json", `{"api_id": "keyed", "active": true, "proxy": {"listen_path": "/keyed/", "target_url": "{{upstream}}"}}`)
-			Expect(env.Gateway.Reload()).To(MatchError(gateway.ErrKeyAuthUnavailable))
-			Expect(env.Get("/keyed/").StatusCode).To(Equal(http.StatusNotFound))
-		})
-	})
-
 	When("a definition has fields tollgate does not implement", func() {
 		It("loads it and logs one warning naming them", func() {
 			env.WriteAPIFile("extra.json", `{"api_id": "extra", "active": true, "use_keyless": true, "enable_batch_request_support": true, "proxy": {"listen_path": "/extra/", "target_url": "{{upstream}}", "enable_load_balancing": false}}`)
@@ -103,10 +93,31 @@ var _ = Describe("Loading API definitions from app_path", func() {
 		})
 	})
 
-	When("the seed's API definition is loaded", func() {
-		It("is refused for now, because it needs key authentication", func() {
-			_, _, err := gateway.LoadAPIDefinitions(filepath.Dir(seedPath("apps", "security.json")))
-			Expect(err).To(MatchError(And(ContainSubstring("security.json"), ContainSubstring("use_keyless"))))
+	When("a version's expires is not a date", func() {
+		It("reports the file and the field", func() {
+			env.WriteAPIFile("dated.json", `{"api_id": "dated", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/dated/", "target_url": "{{upstream}}"},
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default", "expires": "next tuesday"}}}}`)
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("dated.json"), ContainSubstring("version_data.versions.Default.expires"))))
+		})
+	})
+
+	When("definition.location is not one Tyk knows", func() {
+		It("reports the file and the field", func() {
+			env.WriteAPIFile("where.json", `{"api_id": "where", "active": true, "use_keyless": true,
+  "definition": {"location": "body", "key": "v"},
+  "proxy": {"listen_path": "/where/", "target_url": "{{upstream}}"}}`)
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("where.json"), ContainSubstring("definition.location"))))
+		})
+	})
+
+	When("an extended path is not a valid regular expression", func() {
+		It("loads the API and warns that the path is matched as literal text", func() {
+			env.RegisterAPI(`{"api_id": "literal", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/literal/", "target_url": "{{upstream}}"},
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default", "use_extended_paths": true,
+    "extended_paths": {"black_list": [{"path": "secret/***", "method_actions": {"GET": {"action": "no_action"}}}]}}}}}`)
+			Expect(env.Logs()).To(ContainSubstring(`extended_paths.black_list[0].path: \"secret/***\" is not a valid regular expression`))
 		})
 	})
 })

@@ -14,3 +14,26 @@ func keylessAPI(apiID, listenPath string) string {
   "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default"}}}
 }`, apiID, apiID, listenPath)
 }
+
+// keyedAPI is an API that needs a key in the Authorization header.
+func keyedAPI(apiID, listenPath string) string {
+	return fmt.Sprintf(`{
+  "api_id": %q,
+  "name": %q,
+  "active": true,
+  "use_keyless": false,
+  "auth": {"auth_header_name": "Authorization"},
+  "proxy": {"listen_path": %q, "target_url": "{{upstream}}", "strip_listen_path": true},
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default"}}}
+}`, apiID, apiID, listenPath)
+}
+
+// grantTo is a session (JSON) granting access to every version of apiID,
+// with extra fields (a JSON object's members, e.g. `"rate": 3, "per": 60`).
+func grantTo(apiID string, extra ...string) string {
+	fields := ""
+	for _, e := range extra {
+		fields += ", " + e
+	}
+	return fmt.Sprintf(`{"access_rights": {%q: {"api_id": %q, "api_name": %q, "versions": []}}, "org_id": "org1"%s}`, apiID, apiID, apiID, fields)
+}

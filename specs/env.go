@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,18 +31,32 @@ import (
 // Env is one spec's world. Build it in a BeforeEach with NewEnv; everything
 // in it is stopped when the spec ends.
 type Env struct {
-	// Cluster is the simulated Redis Cluster the gateway stores in.
+	// Cluster is the simulated Redis Cluster the gateways store in.
 	Cluster *cluster.Cluster
 	// Redis is a ClusterClient of the spec's own, for looking at what the
 	// gateway stored.
 	Redis *redis.ClusterClient
 	// Upstream records what the gateway forwards.
 	Upstream *RecordingUpstream
-	// Gateway is the gateway under test; URL is where it listens.
+	// AppDir is the gateways' app_path.
+	AppDir string
+	// Clock is the time the gateways and the cluster's nodes see; it moves
+	// only when the spec calls Advance.
+	Clock *Clock
+	// Secret is tyk.conf's secret, for the control API.
+	Secret string
+
+	// Instance is the first gateway: env.Get, env.URL, env.Gateway.
+	*Instance
+
+	settings  envSettings
+	instances []*Instance
+}
+
+// Instance is one running gateway and a client for it.
+type Instance struct {
 	Gateway *gateway.Gateway
 	URL     string
-	// AppDir is the gateway's app_path.
-	AppDir string
 
 	client *http.Client
 	logs   *syncBuffer
@@ -50,12 +66,13 @@ type Env struct {
 type EnvOption func(*envSettings)
 
 type envSettings struct {
-	config string   // tyk.conf JSON, before app_path and storage are filled in
-	apis   []string // API definition JSON
+	config  string   // tyk.conf JSON, before app_path and storage are filled in
+	apis    []string // API definition JSON
+	aliases []string // upstream host names that reach the recording upstream
 }
 
 // WithConfig starts the gateway with this tyk.conf (JSON). NewEnv sets
-// app_path and storage itself.
+// app_path and storage itself. Default: {"secret": "spec-secret"}.
 func WithConfig(tykConf string) EnvOption {
 	return func(s *envSettings) { s.config = tykConf }
 }
@@ -66,20 +83,33 @@ func WithAPI(definition string) EnvOption {
 	return func(s *envSettings) { s.apis = append(s.apis, definition) }
 }
 
+// WithUpstreamHost makes the gateways reach the recording upstream when a
+// definition names host (any port): the seed's override_target
+// "http://java/security-v1" then works unchanged.
+func WithUpstreamHost(host string) EnvOption {
+	return func(s *envSettings) { s.aliases = append(s.aliases, host) }
+}
+
+// specEpoch is where every spec's clock starts: a fixed, whole second, so
+// expiry arithmetic in specs is exact.
+var specEpoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // NewEnv starts a simulated cluster, a recording upstream and a gateway
 // configured to use that cluster, and registers their shutdown.
 func NewEnv(opts ...EnvOption) *Env {
 	GinkgoHelper()
-	s := envSettings{config: `{}`}
+	s := envSettings{config: `{"secret": "spec-secret"}`}
 	for _, o := range opts {
 		o(&s)
 	}
-	env := &Env{AppDir: GinkgoT().TempDir(), logs: &syncBuffer{}}
+	env := &Env{AppDir: GinkgoT().TempDir(), settings: s}
 
 	c, err := cluster.Start(cluster.DefaultNodes)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(c.Close)
 	env.Cluster = c
+	env.Clock = &Clock{now: specEpoch, cluster: c}
+	c.SetTime(specEpoch)
 	env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	DeferCleanup(env.Redis.Close)
 
@@ -87,25 +117,78 @@ func NewEnv(opts ...EnvOption) *Env {
 	for _, def := range s.apis {
 		env.WriteAPIFile(apiFileName(def), def)
 	}
+	env.Instance = env.StartGateway()
+	return env
+}
 
-	cfg, warnings, err := gateway.ParseConfig([]byte(s.config))
+// StartGateway starts another gateway on the same cluster, app_path and
+// clock, as a second node of a deployment would be.
+func (e *Env) StartGateway() *Instance {
+	GinkgoHelper()
+	cfg, warnings, err := gateway.ParseConfig([]byte(e.settings.config))
 	Expect(err).NotTo(HaveOccurred())
 	Expect(warnings).To(BeEmpty(), "the spec's tyk.conf uses settings tollgate ignores")
-	cfg.AppPath = env.AppDir
+	cfg.AppPath = e.AppDir
 	cfg.Storage.EnableCluster = true
-	cfg.Storage.Addrs = c.Addrs()
+	cfg.Storage.Addrs = e.Cluster.Addrs()
+	e.Secret = cfg.Secret
 
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(GinkgoWriter, env.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(cfg, gateway.WithLogger(log))
+	inst := &Instance{logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(GinkgoWriter, inst.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gw, err := gateway.New(cfg,
+		gateway.WithLogger(log),
+		gateway.WithClock(e.Clock.Now),
+		gateway.WithDialer(e.dialer()),
+	)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) error { return gw.Shutdown(ctx) }, NodeTimeout(10*time.Second))
-	env.Gateway = gw
-	env.URL = serve(gw).URL()
+	inst.Gateway = gw
+	inst.URL = serve(gw).URL()
 
 	transport := &http.Transport{}
 	DeferCleanup(transport.CloseIdleConnections)
-	env.client = &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	return env
+	inst.client = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	e.instances = append(e.instances, inst)
+	return inst
+}
+
+// dialer connects the aliased upstream host names to the recording
+// upstream and everything else as usual.
+func (e *Env) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	upstream := strings.TrimPrefix(e.Upstream.URL, "http://")
+	aliases := e.settings.aliases
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && slices.Contains(aliases, host) {
+			addr = upstream
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// Clock is the spec's clock: the gateways read it, and Advance moves it
+// and every cluster node's clock together, so TTLs in Redis and expiry in
+// the gateway agree.
+type Clock struct {
+	mu      sync.Mutex
+	now     time.Time
+	cluster *cluster.Cluster
+}
+
+// Now is the spec's current time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves time forward by d for the gateways and the cluster.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.cluster.SetTime(c.now)
 }
 
 // apiFileName names a definition's file after its api_id.
@@ -128,16 +211,42 @@ func (e *Env) WriteAPIFile(name, content string) {
 	Expect(os.WriteFile(filepath.Join(e.AppDir, name), []byte(content), 0o600)).To(Succeed())
 }
 
-// RegisterAPI adds an API definition and reloads the gateway; the spec
+// RegisterAPI adds an API definition and reloads every gateway; the spec
 // fails if the definition does not load.
 func (e *Env) RegisterAPI(definition string) {
 	GinkgoHelper()
 	e.WriteAPIFile(apiFileName(definition), definition)
-	Expect(e.Gateway.Reload()).To(Succeed())
+	for _, inst := range e.instances {
+		Expect(inst.Gateway.Reload()).To(Succeed())
+	}
+}
+
+// Control calls the control API of inst with the secret.
+func (e *Env) Control(inst *Instance, method, path, body string) Response {
+	GinkgoHelper()
+	return inst.Do(method, path, body, "X-Tyk-Authorization", e.Secret)
+}
+
+// IssueKey creates a key with the given session (JSON) through the first
+// gateway's control API and returns it.
+func (e *Env) IssueKey(sessionJSON string) string {
+	GinkgoHelper()
+	resp := e.Control(e.Instance, http.MethodPost, "/tyk/keys/create", sessionJSON)
+	Expect(resp.StatusCode).To(Equal(http.StatusOK), resp.Body)
+	key, _ := resp.JSON()["key"].(string)
+	Expect(key).NotTo(BeEmpty())
+	return key
+}
+
+// SetKey stores a session under a key of the spec's choosing.
+func (e *Env) SetKey(key, sessionJSON string) {
+	GinkgoHelper()
+	resp := e.Control(e.Instance, http.MethodPost, "/tyk/keys/"+key, sessionJSON)
+	Expect(resp.StatusCode).To(Equal(http.StatusOK), resp.Body)
 }
 
 // Logs is everything the gateway logged so far.
-func (e *Env) Logs() string { return e.logs.String() }
+func (i *Instance) Logs() string { return i.logs.String() }
 
 // Response is an HTTP response read in full, so no body is left open.
 type Response struct {
@@ -155,21 +264,21 @@ func (r Response) JSON() map[string]any {
 }
 
 // Get sends GET path to the gateway; headers come as name, value pairs.
-func (e *Env) Get(path string, headers ...string) Response {
+func (i *Instance) Get(path string, headers ...string) Response {
 	GinkgoHelper()
-	return e.Do(http.MethodGet, path, "", headers...)
+	return i.Do(http.MethodGet, path, "", headers...)
 }
 
 // Do sends a request to the gateway and reads the whole response.
-func (e *Env) Do(method, path, body string, headers ...string) Response {
+func (i *Instance) Do(method, path, body string, headers ...string) Response {
 	GinkgoHelper()
 	Expect(len(headers)%2).To(Equal(0), "headers come in name, value pairs")
-	req, err := http.NewRequestWithContext(context.Background(), method, e.URL+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(context.Background(), method, i.URL+path, strings.NewReader(body))
 	Expect(err).NotTo(HaveOccurred())
 	for i := 0; i < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	resp, err := e.client.Do(req)
+	resp, err := i.client.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

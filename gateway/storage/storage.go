@@ -103,6 +103,14 @@ func (c Config) addresses() []string {
 	return out
 }
 
+// A node that refuses connections should fail a request in well under a
+// second, not after go-redis's default of five dials per attempt: a
+// request waiting on a dead node holds its client.
+const (
+	dialRetries    = 2
+	dialRetryPause = 50 * time.Millisecond
+)
+
 // Store is an open Redis client and, for the embedded default, the
 // simulated cluster behind it.
 type Store struct {
@@ -134,36 +142,42 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		log.Warn("no storage host configured: serving from an embedded simulated Redis Cluster; its data lives in memory and is lost on exit",
 			"nodes", c.Addrs())
 		client := redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:        c.Addrs(),
-			DialTimeout:  timeout,
-			ReadTimeout:  timeout,
-			WriteTimeout: timeout,
+			DialerRetries:      dialRetries,
+			DialerRetryTimeout: dialRetryPause,
+			Addrs:              c.Addrs(),
+			DialTimeout:        timeout,
+			ReadTimeout:        timeout,
+			WriteTimeout:       timeout,
 		})
 		return &Store{Client: client, embedded: c, owned: true}, nil
 	}
 	if cfg.EnableCluster {
 		client := redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:        addrs,
-			Username:     cfg.Username,
-			Password:     cfg.Password,
-			DialTimeout:  timeout,
-			ReadTimeout:  timeout,
-			WriteTimeout: timeout,
-			PoolSize:     cfg.MaxActive,
-			MaxIdleConns: cfg.MaxIdle,
+			DialerRetries:      dialRetries,
+			DialerRetryTimeout: dialRetryPause,
+			Addrs:              addrs,
+			Username:           cfg.Username,
+			Password:           cfg.Password,
+			DialTimeout:        timeout,
+			ReadTimeout:        timeout,
+			WriteTimeout:       timeout,
+			PoolSize:           cfg.MaxActive,
+			MaxIdleConns:       cfg.MaxIdle,
 		})
 		return &Store{Client: client, owned: true}, nil
 	}
 	client := redis.NewClient(&redis.Options{
-		Addr:         addrs[0],
-		Username:     cfg.Username,
-		Password:     cfg.Password,
-		DB:           cfg.Database,
-		DialTimeout:  timeout,
-		ReadTimeout:  timeout,
-		WriteTimeout: timeout,
-		PoolSize:     cfg.MaxActive,
-		MaxIdleConns: cfg.MaxIdle,
+		DialerRetries:      dialRetries,
+		DialerRetryTimeout: dialRetryPause,
+		Addr:               addrs[0],
+		Username:           cfg.Username,
+		Password:           cfg.Password,
+		DB:                 cfg.Database,
+		DialTimeout:        timeout,
+		ReadTimeout:        timeout,
+		WriteTimeout:       timeout,
+		PoolSize:           cfg.MaxActive,
+		MaxIdleConns:       cfg.MaxIdle,
 	})
 	return &Store{Client: client, owned: true}, nil
 }

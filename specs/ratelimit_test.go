@@ -1,0 +1,192 @@
+package specs_test
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/specs"
+)
+
+var _ = Describe("Rate limiting", Label("ratelimit"), func() {
+	var (
+		env *specs.Env
+		key string
+	)
+
+	// callOrders sends one keyed request and returns the response.
+	callOrders := func(inst *specs.Instance) specs.Response {
+		GinkgoHelper()
+		return inst.Get("/orders/", "Authorization", key)
+	}
+
+	When("a key allows 3 requests per 60 seconds", func() {
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+			key = env.IssueKey(grantTo("orders", `"rate": 3, "per": 60`))
+		})
+
+		It("serves the first 3", func() {
+			for range 3 {
+				Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
+			}
+		})
+
+		It("answers the 4th with 429 Rate Limit Exceeded", func() {
+			for range 3 {
+				callOrders(env.Instance)
+			}
+			expectGatewayError(callOrders(env.Instance), http.StatusTooManyRequests, gateway.CauseRateLimited, "Rate Limit Exceeded")
+		})
+
+		It("reports the limit, what is left and when the window frees up in X-RateLimit headers", func() {
+			resp := callOrders(env.Instance)
+			Expect(resp.Header.Get("X-RateLimit-Limit")).To(Equal("3"))
+			Expect(resp.Header.Get("X-RateLimit-Remaining")).To(Equal("2"))
+			Expect(resp.Header.Get("X-RateLimit-Reset")).To(Equal(strconv.FormatInt(env.Clock.Now().Add(60*time.Second).Unix(), 10)))
+		})
+
+		It("serves again once the window has slid past the first requests", func() {
+			for range 3 {
+				callOrders(env.Instance)
+			}
+			env.Clock.Advance(61 * time.Second)
+			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
+		})
+
+		// Tyk #1876: refused requests were added to the window, so a client
+		// that kept retrying while limited stayed locked out for good.
+		It("does not count refused requests, so a client that keeps retrying is let in once the window slides", func() {
+			for range 3 {
+				callOrders(env.Instance)
+			}
+			for range 20 {
+				Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusTooManyRequests))
+				env.Clock.Advance(time.Second)
+			}
+			env.Clock.Advance(41 * time.Second)
+			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
+		})
+
+		It("keeps the window in Redis under rate-limit-<key>", func(ctx SpecContext) {
+			callOrders(env.Instance)
+			Expect(env.Redis.ZCard(ctx, limit.WindowKey(key)).Val()).To(Equal(int64(1)))
+		}, SpecTimeout(5*time.Second))
+
+		It("shares the limit between two gateways on the same cluster", func() {
+			other := env.StartGateway()
+			callOrders(env.Instance)
+			callOrders(other)
+			callOrders(env.Instance)
+			Expect(callOrders(other).StatusCode).To(Equal(http.StatusTooManyRequests))
+		})
+	})
+
+	When("the sentinel rate limiter is on", func() {
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_sentinel_rate_limiter": true}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+			key = env.IssueKey(grantTo("orders", `"rate": 2, "per": 10`))
+			for range 3 {
+				callOrders(env.Instance)
+			}
+		})
+
+		It("blocks the key for the whole window once it went over", func() {
+			env.Clock.Advance(9 * time.Second)
+			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusTooManyRequests))
+		})
+
+		It("marks the block in Redis under rate-limit-<key>.BLOCKED", func(ctx SpecContext) {
+			Expect(env.Redis.Exists(ctx, limit.SentinelKey(key)).Val()).To(Equal(int64(1)))
+		}, SpecTimeout(5*time.Second))
+
+		It("lifts the block when the window has passed", func() {
+			env.Clock.Advance(11 * time.Second)
+			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+
+	When("the key has no rate (rate 0)", func() {
+		It("is not limited", func() {
+			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+			key = env.IssueKey(grantTo("orders"))
+			for range 10 {
+				Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
+			}
+		})
+	})
+
+	When("the node holding the key's rate-limit window is down", func() {
+		It("lets the request through rather than fail the API, and logs why", func() {
+			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+			// A key whose session and rate-limit window are on different
+			// nodes, so only the limiter loses its store.
+			for {
+				key = env.IssueKey(grantTo("orders", `"rate": 1, "per": 60`))
+				if env.Cluster.NodeForKey(limit.WindowKey(key)) != env.Cluster.NodeForKey("apikey-"+key) {
+					break
+				}
+			}
+			node := env.Cluster.NodeForKey(limit.WindowKey(key))
+			node.Kill()
+			DeferCleanup(node.Restart)
+			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Logs()).To(ContainSubstring("rate limit not applied: store unavailable"))
+		})
+	})
+})
+
+var _ = Describe("Quotas", Label("ratelimit"), func() {
+	var (
+		env *specs.Env
+		key string
+	)
+
+	When("a key may make 2 requests per hour", func() {
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+			key = env.IssueKey(grantTo("orders", `"quota_max": 2, "quota_renewal_rate": 3600`))
+		})
+
+		It("serves 2 and answers the 3rd with 403 Quota exceeded", func() {
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, gateway.CauseQuotaExceeded, "Quota exceeded")
+		})
+
+		It("counts in Redis under quota-<key>, expiring at the renewal", func(ctx SpecContext) {
+			env.Get("/orders/", "Authorization", key)
+			Expect(env.Redis.Get(ctx, limit.QuotaKey(key)).Val()).To(Equal("1"))
+			Expect(env.Redis.TTL(ctx, limit.QuotaKey(key)).Val()).To(Equal(time.Hour))
+		}, SpecTimeout(5*time.Second))
+
+		It("serves again after quota_renewal_rate seconds", func() {
+			for range 3 {
+				env.Get("/orders/", "Authorization", key)
+			}
+			env.Clock.Advance(time.Hour)
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+		})
+
+		It("shares the count between two gateways on the same cluster", func() {
+			other := env.StartGateway()
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+			Expect(other.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+			Expect(other.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusForbidden))
+		})
+	})
+})
+
+var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
+	It("accept a key made through the control API of another", func() {
+		env := specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+		other := env.StartGateway()
+		key := env.IssueKey(grantTo("orders"))
+		Expect(other.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+	})
+})
