@@ -8,7 +8,6 @@ import (
 	"github.com/tollgate/tollgate/gateway/limit"
 )
 
-
 // rateLimit applies the session's rate and per: a sliding window per key
 // in Redis, shared by every gateway on the same store. A request over the
 // limit gets 429. If Redis cannot be reached the request is let through

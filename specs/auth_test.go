@@ -200,7 +200,7 @@ var _ = Describe("Where the key is read from", Label("auth"), func() {
 
 		It("accepts the key from the query parameter", func() {
 			key := env.IssueKey(grantTo("p"))
-			Expect(env.Get("/p/?api_key="+key).StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Get("/p/?api_key=" + key).StatusCode).To(Equal(http.StatusOK))
 		})
 
 		It("still accepts the key from the header", func() {
