@@ -56,6 +56,12 @@ type Cluster struct {
 	pinned bool // SetTime was called; guarded by admin
 	now    time.Time
 
+	// clockStop and clockDone own the goroutine that moves the nodes'
+	// clocks along with the wall clock until SetTime pins them.
+	clockStop chan struct{}
+	clockDone chan struct{}
+	clockOnce sync.Once
+
 	// mu guards the topology read on every command: slot owners, which
 	// nodes are up, config epochs and the derived cluster state.
 	mu           sync.RWMutex
@@ -126,7 +132,46 @@ func Start(n int, opts ...Option) (*Cluster, error) {
 	for _, node := range c.nodes {
 		node.serve()
 	}
+	c.startClock()
 	return c, nil
+}
+
+// clockTick is how often the nodes' clocks follow the wall clock, and so
+// the resolution of TIME and of TTL expiry while the clock is not pinned.
+const clockTick = 50 * time.Millisecond
+
+// startClock keeps every node's clock at the wall clock, one tick at a
+// time. miniredis ages every key of a node whenever its clock has moved,
+// which costs a sort of all its keys; moving the clock once a tick instead
+// of on every command keeps that cost off the request path.
+func (c *Cluster) startClock() {
+	c.clockStop, c.clockDone = make(chan struct{}), make(chan struct{})
+	c.tick(time.Now())
+	go func() {
+		defer close(c.clockDone)
+		t := time.NewTicker(clockTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.clockStop:
+				return
+			case now := <-t.C:
+				c.tick(now)
+			}
+		}
+	}()
+}
+
+// tick sets every node's clock to now, unless SetTime pinned them.
+func (c *Cluster) tick(now time.Time) {
+	c.admin.Lock()
+	defer c.admin.Unlock()
+	if c.pinned || c.closed {
+		return
+	}
+	for _, n := range c.nodes {
+		n.m.SetTime(now)
+	}
 }
 
 // Addrs returns every node's "127.0.0.1:port" in node order. Any one of them
@@ -200,6 +245,11 @@ func (c *Cluster) SetTime(t time.Time) {
 // Close stops every node, dropping their connections, and returns once the
 // goroutines serving them have ended. Calling it again does nothing.
 func (c *Cluster) Close() {
+	if c.clockStop != nil {
+		// Outside admin: a tick in progress holds it.
+		c.clockOnce.Do(func() { close(c.clockStop) })
+		<-c.clockDone
+	}
 	c.admin.Lock()
 	defer c.admin.Unlock()
 	if c.closed {

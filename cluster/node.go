@@ -52,7 +52,8 @@ func startNode(c *Cluster) (*Node, error) {
 		txs: map[*server.Peer]*txSlots{},
 	}
 	// TTLs elapse with the clock, as in a real Redis, so that a long-running
-	// cluster expires keys without anyone calling FastForward.
+	// cluster expires keys without anyone calling FastForward. The cluster
+	// moves the clock (see startClock).
 	n.m.ClockTTL(true)
 	// No client knows the address before Start returns, so the node may
 	// listen before serve installs the routing hook.
