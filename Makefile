@@ -3,7 +3,7 @@
 GINKGO := go tool ginkgo
 SPEC_FLAGS := -r -p --randomize-all --fail-on-pending --fail-on-empty --race --trace --timeout=12m
 
-.PHONY: help run test outline lint build
+.PHONY: help run test outline lint build bench
 
 help: ### list the targets
 	@grep -E '^[a-z-]+:.*###' $(MAKEFILE_LIST) | sed -E 's/:.*### /\t/' | expand -t 14
@@ -22,6 +22,9 @@ lint: ### check formatting (gofmt) and vet the code (go vet)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
+
+bench: ### benchmarks over loopback HTTP, each as median req/s and ratio to a bare httputil.ReverseProxy
+	go test -run '^$$' -bench . -benchtime 3000x -count 5 ./tools/bench | go run ./tools/bench/summary
 
 build: ### build the tollgate binary into bin/
 	go build -o bin/tollgate ./gateway/cmd/tollgate

@@ -1,0 +1,162 @@
+// Package bench measures the gateway over loopback HTTP against a bare
+// httputil.ReverseProxy, in the same process and the same run:
+//
+//	make bench
+//
+// Every benchmark sends GET requests from parallel clients through a proxy
+// to the same small upstream and reports requests per second ("req/s").
+// The ratio to the baseline is what to watch; the absolute figures depend
+// on the machine, and on the simulated cluster sharing its CPUs.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/gateway"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// serve runs h on 127.0.0.1:0 until the benchmark ends.
+func serve(b *testing.B, h http.Handler) string {
+	b.Helper()
+	srv, err := gateway.Listen("127.0.0.1:0", h, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return srv.URL()
+}
+
+// upstream answers every request with a small fixed body.
+func upstream(b *testing.B) string {
+	return serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+}
+
+// load sends b.N GET requests to url from parallel clients, each request
+// with the headers of header(i) for its client's i.
+func load(b *testing.B, url string, header func(worker int) http.Header) {
+	b.Helper()
+	transport := &http.Transport{MaxIdleConnsPerHost: 256}
+	b.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	var worker int
+	var workerMu = make(chan struct{}, 1)
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		workerMu <- struct{}{}
+		h := header(worker)
+		worker++
+		<-workerMu
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header = h.Clone()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+func noHeaders(int) http.Header { return http.Header{} }
+
+// BenchmarkBaseline is a bare httputil.ReverseProxy: the ceiling any
+// proxy on this machine can reach.
+func BenchmarkBaseline(b *testing.B) {
+	target, _ := url.Parse(upstream(b))
+	// The same connection reuse as the gateway's transport, so the ratio
+	// compares proxies, not connection pools.
+	transport := &http.Transport{MaxIdleConnsPerHost: 256}
+	b.Cleanup(transport.CloseIdleConnections)
+	rp := &httputil.ReverseProxy{Transport: transport, Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
+	load(b, serve(b, rp)+"/", noHeaders)
+}
+
+// startGateway starts a simulated cluster and a gateway serving the given
+// API definition ("{{upstream}}" replaced).
+func startGateway(b *testing.B, def string, conf string) (*gateway.Gateway, string) {
+	b.Helper()
+	c, err := cluster.Start(cluster.DefaultNodes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	dir := b.TempDir()
+	def = strings.ReplaceAll(def, "{{upstream}}", upstream(b))
+	if err := os.WriteFile(filepath.Join(dir, "api.json"), []byte(def), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, _, err := gateway.ParseConfig([]byte(conf))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.AppPath = dir
+	cfg.Storage.EnableCluster = true
+	cfg.Storage.Addrs = c.Addrs()
+	gw, err := gateway.New(cfg, gateway.WithLogger(quiet))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = gw.Shutdown(context.Background()) })
+	return gw, serve(b, gw)
+}
+
+// BenchmarkKeyless is the gateway routing and proxying, no key.
+func BenchmarkKeyless(b *testing.B) {
+	_, url := startGateway(b, `{"api_id": "k", "active": true, "use_keyless": true,
+	  "proxy": {"listen_path": "/k/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{}`)
+	load(b, url+"/k/", noHeaders)
+}
+
+// BenchmarkAuthRateLimitQuota is a keyed API: every request loads its
+// session (local cache on, as by default), passes the Redis sliding
+// window and counts against a Redis quota. Each client has its own key.
+func BenchmarkAuthRateLimitQuota(b *testing.B) {
+	gw, url := startGateway(b, `{"api_id": "a", "active": true,
+	  "auth": {"auth_header_name": "x-key"},
+	  "enable_non_transactional_rate_limiter": true,
+	  "proxy": {"listen_path": "/a/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{"secret": "bench"}`)
+	keys := make([]string, 256)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench-key-%03d", i)
+		body := `{"access_rights": {"a": {"api_id": "a"}}, "rate": 1000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`
+		req, _ := http.NewRequest(http.MethodPost, url+"/tyk/keys/"+keys[i], strings.NewReader(body))
+		req.Header.Set("X-Tyk-Authorization", "bench")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("creating a key: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	http.DefaultClient.CloseIdleConnections()
+	_ = gw
+	load(b, url+"/a/", func(worker int) http.Header {
+		return http.Header{"X-Key": {keys[worker%len(keys)]}}
+	})
+}
