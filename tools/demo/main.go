@@ -74,8 +74,13 @@ tollgate is serving %s on %s (echo upstream on %s). Try:
   curl -i %s/down/                  # upstream unreachable: 502 with X-Tollgate-Error
   curl -i %s/nowhere                # no API here: 404
 
+  curl -i %s/orders/                # keyed API without a key: 401
+  curl -s -H 'X-Tyk-Authorization: demo-secret' -d '{"access_rights": {"orders": {"api_id": "orders"}}, "rate": 3, "per": 10}' \
+       %s/tyk/keys/create          # a key allowed 3 requests per 10 s
+  curl -i -H 'Authorization: KEY' %s/orders/   # with that key: 200, then 429 after 3
+
 Ctrl-C stops it.
-`, *conf, base, upstream.URL(), base, base, base, base)
+`, *conf, base, upstream.URL(), base, base, base, base, base, base, base)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
