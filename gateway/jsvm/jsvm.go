@@ -1,0 +1,344 @@
+package jsvm
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robertkrimen/otto"
+)
+
+//go:embed tyk.js
+var tykJS []byte
+
+// DefaultTimeout is how long a middleware may run when Config.Timeout is
+// not set (Tyk's jsvm_timeout default).
+const DefaultTimeout = 5 * time.Second
+
+// Host is what the JS API reaches of the gateway. Every call gets the run's
+// context, whose deadline is the end of the middleware's time, so a call
+// that blocks is cut off with the script. Errors become JS exceptions and
+// may end up in logs: they must not contain raw keys.
+type Host interface {
+	// GetKeyData returns the session of key as JSON (TykGetKeyData).
+	GetKeyData(ctx context.Context, key, apiID string) (sessionJSON string, err error)
+	// SetKeyData stores sessionJSON as the session of key (TykSetKeyData);
+	// suppressReset keeps the key's quota and rate-limit counters.
+	SetKeyData(ctx context.Context, key, sessionJSON string, suppressReset bool) error
+	// BatchRequest runs a batch as the /tyk/batch endpoint does and returns
+	// the replies as JSON (TykBatchRequest).
+	BatchRequest(ctx context.Context, requestJSON string) (replyJSON string, err error)
+}
+
+// Config is how a Program runs its middleware.
+type Config struct {
+	// Timeout bounds each run (jsvm_timeout); <= 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Log receives log(msg) as an Info record with type=log-msg;
+	// nil means slog.Default().
+	Log *slog.Logger
+	// RawLog receives rawlog(msg) as msg+"\n"; nil discards it.
+	RawLog io.Writer
+	// Host serves TykGetKeyData, TykSetKeyData and TykBatchRequest; when
+	// nil those functions throw.
+	Host Host
+	// Client makes TykMakeHttpRequest's requests, each bounded by the run's
+	// time; nil means http.DefaultClient.
+	Client *http.Client
+	// MaxIdle is how many idle VMs a Program keeps for reuse; <= 0 means
+	// 2*GOMAXPROCS.
+	MaxIdle int
+	// FreshVM copies the compiled VM for every run and drops it afterwards
+	// instead of reusing a reset one. It is much slower and exists to
+	// compare the two.
+	FreshVM bool
+}
+
+// Source is one middleware script.
+type Source struct {
+	// Name is the global variable the script assigns its
+	// TykJS.TykMiddleware.NewMiddleware instance to; Run is called with it.
+	Name string
+	// File names the script in errors; empty means Name + ".js".
+	File string
+	// Code is the script.
+	Code []byte
+}
+
+// Spec is the API a Program belongs to. Scripts receive it as their third
+// argument: {APIID, OrgID, config_data}.
+type Spec struct {
+	// APIID is the API's api_id.
+	APIID string
+	// OrgID is the API's org_id.
+	OrgID string
+	// ConfigData is the API's config_data; nil is passed as {}.
+	ConfigData map[string]any
+}
+
+// Stats are a Program's counters since Compile.
+type Stats struct {
+	// Runs counts calls to Run.
+	Runs uint64
+	// VMsCreated counts VMs copied from the compiled one.
+	VMsCreated uint64
+	// VMsDiscarded counts VMs thrown away: after a failed or interrupted
+	// run, when they could not be reset, when the idle pool was full, and
+	// after every run with FreshVM.
+	VMsDiscarded uint64
+	// Timeouts counts runs that ended with ErrTimeout.
+	Timeouts uint64
+	// Idle is how many VMs wait for reuse now.
+	Idle int
+}
+
+// Program is an API's compiled JS middleware. It is safe for concurrent
+// use: each run gets a VM of its own.
+type Program struct {
+	timeout time.Duration
+	log     *slog.Logger
+	rawMu   sync.Mutex // rawlog writes may come from many runs at once
+	rawLog  io.Writer
+	host    Host
+	client  *http.Client
+	fresh   bool
+	config  string // the JSON of Spec as scripts see it
+
+	template *otto.Otto        // never runs after Compile; only copied
+	files    map[string]string // middleware name → file
+	globals  []string          // the global object's own properties after init
+	known    map[string]struct{}
+
+	idle chan *vm
+	vms  sync.Map // *otto.Otto → *vm, for the Go functions to find their run
+
+	runs, created, discarded, timeouts atomic.Uint64
+}
+
+// Compile runs the tyk.js wrapper and then every source, in order, in one
+// VM that becomes the template of every run's VM. A syntax error, an
+// exception, or a Source whose Name is not a middleware object afterwards
+// is a *ScriptError naming the file and, when known, the line. Scripts
+// that run longer than the timeout fail with ErrTimeout.
+func Compile(spec Spec, sources []Source, cfg Config) (*Program, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.RawLog == nil {
+		cfg.RawLog = io.Discard
+	}
+	if cfg.Client == nil {
+		cfg.Client = http.DefaultClient
+	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = 2 * runtime.GOMAXPROCS(0)
+	}
+	configData := spec.ConfigData
+	if configData == nil {
+		configData = map[string]any{}
+	}
+	config, err := json.Marshal(struct {
+		APIID      string         `json:"APIID"`
+		OrgID      string         `json:"OrgID"`
+		ConfigData map[string]any `json:"config_data"`
+	}{spec.APIID, spec.OrgID, configData})
+	if err != nil {
+		return nil, fmt.Errorf("encoding config_data: %w", err)
+	}
+	p := &Program{
+		timeout: cfg.Timeout,
+		log:     cfg.Log.With("prefix", "jsvm", "api_id", spec.APIID),
+		rawLog:  cfg.RawLog,
+		host:    cfg.Host,
+		client:  cfg.Client,
+		fresh:   cfg.FreshVM,
+		config:  string(config),
+		files:   make(map[string]string, len(sources)),
+		known:   make(map[string]struct{}),
+		idle:    make(chan *vm, cfg.MaxIdle),
+	}
+
+	tmpl := otto.New()
+	if err := p.install(tmpl); err != nil {
+		return nil, fmt.Errorf("installing the JS API: %w", err)
+	}
+	v := p.track(tmpl)
+	defer p.vms.Delete(tmpl)
+	// The template never runs again, so an interrupt left pending after a
+	// late expiry does no harm; Copy does not copy the Interrupt channel.
+	expired, err := p.guarded(context.Background(), v, func() error { return p.initTemplate(tmpl, sources) })
+	if err != nil {
+		if expired {
+			return nil, fmt.Errorf("initialising scripts: %w after %s", ErrTimeout, p.timeout)
+		}
+		return nil, err
+	}
+	p.template = tmpl
+	return p, nil
+}
+
+// initTemplate loads the wrapper and the sources into tmpl and records the
+// global names they leave, the baseline every reused VM is reset to.
+func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
+	if err := load(tmpl, "tyk.js", tykJS); err != nil {
+		return err
+	}
+	if err := p.hookDefine(tmpl); err != nil {
+		return err
+	}
+	for _, src := range sources {
+		file := src.File
+		if file == "" {
+			file = src.Name + ".js"
+		}
+		if err := load(tmpl, file, src.Code); err != nil {
+			return err
+		}
+		if _, dup := p.files[src.Name]; dup {
+			return &ScriptError{File: file, Message: fmt.Sprintf("middleware %q is defined twice", src.Name)}
+		}
+		if _, err := middleware(tmpl, src.Name); err != nil {
+			return &ScriptError{File: file, Message: err.Error()}
+		}
+		p.files[src.Name] = file
+	}
+	names, err := tmpl.Run(`Object.getOwnPropertyNames(this)`)
+	if err != nil {
+		return fmt.Errorf("listing globals: %w", err)
+	}
+	arr := names.Object()
+	length, err := arr.Get("length")
+	if err != nil {
+		return fmt.Errorf("listing globals: %w", err)
+	}
+	n, err := length.ToInteger()
+	if err != nil {
+		return fmt.Errorf("listing globals: %w", err)
+	}
+	for i := range n {
+		name, err := arr.Get(strconv.FormatInt(i, 10))
+		if err != nil {
+			return fmt.Errorf("listing globals: %w", err)
+		}
+		p.globals = append(p.globals, name.String())
+	}
+	for _, n := range p.globals {
+		p.known[n] = struct{}{}
+	}
+	return nil
+}
+
+func load(js *otto.Otto, file string, code []byte) error {
+	script, err := js.Compile(file, code)
+	if err != nil {
+		return scriptError(err, file)
+	}
+	if _, err := js.Run(script); err != nil {
+		return scriptError(err, file)
+	}
+	return nil
+}
+
+// middleware returns the object and DoProcessRequest function of the
+// middleware named name.
+func middleware(js *otto.Otto, name string) (entry, error) {
+	this, err := js.Get(name)
+	if err != nil || !this.IsObject() {
+		return entry{}, fmt.Errorf("%s is not a middleware object (new TykJS.TykMiddleware.NewMiddleware)", name)
+	}
+	fn, err := this.Object().Get("DoProcessRequest")
+	if err != nil || !fn.IsFunction() {
+		return entry{}, fmt.Errorf("%s has no DoProcessRequest: is it a TykJS.TykMiddleware.NewMiddleware?", name)
+	}
+	return entry{this: this, fn: fn}, nil
+}
+
+// Run runs the middleware called name on the caller's goroutine and returns
+// what it returned. The run ends after Config.Timeout (ErrTimeout) or when
+// ctx ends (ctx's error); a JS exception is a *ScriptError. The VM of a run
+// that failed is discarded, so later runs never see its state.
+func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON []byte) (*Result, error) {
+	p.runs.Add(1)
+	file, ok := p.files[name]
+	if !ok {
+		return nil, fmt.Errorf("running %s: no such middleware", name)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("running %s: %w", name, err)
+	}
+	session := "{}"
+	if len(sessionJSON) > 0 {
+		session = string(sessionJSON)
+	}
+
+	v := p.acquire()
+	var (
+		res                 *Result
+		resultErr, resetErr error
+	)
+	expired, err := p.guarded(ctx, v, func() error {
+		if v.entries == nil {
+			if err := p.setup(v); err != nil {
+				return err
+			}
+		}
+		v.buf = appendRequest(v.buf[:0], &req)
+		e := v.entries[name]
+		out, err := e.fn.Call(e.this, string(v.buf), session, p.config)
+		if err != nil {
+			return scriptError(err, file)
+		}
+		res, resultErr = readResult(v, out)
+		if !p.fresh {
+			resetErr = p.reset(v)
+		}
+		return nil
+	})
+	switch {
+	case err != nil || expired || p.fresh:
+		p.discard(v)
+	case resetErr != nil:
+		p.log.Warn("discarding a VM that could not be reset", "middleware", name, "error", resetErr)
+		p.discard(v)
+	default:
+		p.release(v)
+	}
+
+	if err != nil {
+		if expired {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("running %s: %w", name, ctx.Err())
+			}
+			p.timeouts.Add(1)
+			return nil, fmt.Errorf("running %s: %w after %s", name, ErrTimeout, p.timeout)
+		}
+		return nil, fmt.Errorf("running %s: %w", name, err)
+	}
+	if resultErr != nil {
+		return nil, fmt.Errorf("running %s: %w", name, resultErr)
+	}
+	return res, nil
+}
+
+// Stats returns the Program's counters.
+func (p *Program) Stats() Stats {
+	return Stats{
+		Runs:         p.runs.Load(),
+		VMsCreated:   p.created.Load(),
+		VMsDiscarded: p.discarded.Load(),
+		Timeouts:     p.timeouts.Load(),
+		Idle:         len(p.idle),
+	}
+}

@@ -1,0 +1,171 @@
+package jsvm
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"unicode/utf8"
+)
+
+// Request is what a middleware sees of the HTTP request, as Tyk's
+// MiniRequestObject. The wrapper adds the fields a script fills in
+// (SetHeaders, DeleteHeaders, AddParams, ExtendedParams, DeleteParams,
+// ReturnOverrides, IgnoreBody) with empty defaults.
+type Request struct {
+	// Headers are the request's headers, Host included.
+	Headers map[string][]string `json:"Headers"`
+	// Body is the request body as text.
+	Body string `json:"Body"`
+	// URL is the request URL as the gateway received it (r.URL.String()).
+	URL string `json:"URL"`
+	// Params is the query string.
+	Params map[string][]string `json:"Params"`
+	// Method is the HTTP method.
+	Method string `json:"Method"`
+	// RequestURI is the unmodified request target.
+	RequestURI string `json:"RequestURI"`
+	// Scheme is "http" or "https".
+	Scheme string `json:"Scheme"`
+}
+
+// Result is what a middleware returned.
+type Result struct {
+	// Request holds the changes to apply to the HTTP request.
+	Request ResultRequest `json:"Request"`
+	// SessionMeta is the second argument of ReturnData; nil when the
+	// script passed none.
+	SessionMeta map[string]any `json:"SessionMeta"`
+	// Session is the session a script returned with ReturnAuthData, as
+	// JSON; nil otherwise.
+	Session json.RawMessage `json:"Session"`
+}
+
+// ResultRequest is the request object a middleware returned. Changes to
+// Headers are not returned: scripts change headers through SetHeaders and
+// DeleteHeaders, as in Tyk. Empty maps and lists are nil.
+type ResultRequest struct {
+	// SetHeaders are headers to set, replacing any value.
+	SetHeaders map[string]string `json:"SetHeaders"`
+	// DeleteHeaders are headers to remove (applied before SetHeaders).
+	DeleteHeaders []string `json:"DeleteHeaders"`
+	// Body is the new request body, unless IgnoreBody is set.
+	Body string `json:"Body"`
+	// URL is the new request URL.
+	URL string `json:"URL"`
+	// AddParams are query parameters to set.
+	AddParams map[string]string `json:"AddParams"`
+	// ExtendedParams are query parameters to add to any existing values.
+	ExtendedParams map[string][]string `json:"ExtendedParams"`
+	// DeleteParams are query parameters to remove.
+	DeleteParams []string `json:"DeleteParams"`
+	// ReturnOverrides lets a script answer the request itself.
+	ReturnOverrides ReturnOverrides `json:"ReturnOverrides"`
+	// IgnoreBody keeps the original body whatever Body says.
+	IgnoreBody bool `json:"IgnoreBody"`
+}
+
+// ReturnOverrides is how a script answers a request instead of the
+// upstream. ResponseCode 0 means no override.
+type ReturnOverrides struct {
+	// ResponseCode is the status to answer with; 0 leaves the request alone.
+	ResponseCode int `json:"ResponseCode"`
+	// ResponseError is an error message; when set it becomes the body.
+	ResponseError string `json:"ResponseError"`
+	// ResponseBody is the body to answer with.
+	ResponseBody string `json:"ResponseBody"`
+	// ResponseHeaders are headers to answer with.
+	ResponseHeaders map[string]string `json:"ResponseHeaders"`
+	// OverrideError answers a code >= 400 verbatim instead of as a
+	// Tyk-shaped error.
+	OverrideError bool `json:"OverrideError"`
+}
+
+// requestDefaults are the fields a script fills in, empty, as the tail of
+// every request object.
+const requestDefaults = `,"SetHeaders":{},"DeleteHeaders":[],"AddParams":{},"ExtendedParams":{},"DeleteParams":[],` +
+	`"ReturnOverrides":{"ResponseCode":0,"ResponseError":"","ResponseBody":"","ResponseHeaders":{},"OverrideError":false},` +
+	`"IgnoreBody":false}`
+
+// appendRequest appends req as the JSON of Tyk's MiniRequestObject, with
+// the defaults; nil maps become {}. Map keys are sorted so that scripts
+// see headers and parameters in a stable order.
+func appendRequest(b []byte, req *Request) []byte {
+	b = append(b, `{"Headers":`...)
+	b = appendValues(b, req.Headers)
+	b = append(b, `,"Body":`...)
+	b = appendString(b, req.Body)
+	b = append(b, `,"URL":`...)
+	b = appendString(b, req.URL)
+	b = append(b, `,"Params":`...)
+	b = appendValues(b, req.Params)
+	b = append(b, `,"Method":`...)
+	b = appendString(b, req.Method)
+	b = append(b, `,"RequestURI":`...)
+	b = appendString(b, req.RequestURI)
+	b = append(b, `,"Scheme":`...)
+	b = appendString(b, req.Scheme)
+	return append(b, requestDefaults...)
+}
+
+func appendValues(b []byte, m map[string][]string) []byte {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':', '[')
+		for j, v := range m[k] {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD,
+// as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
