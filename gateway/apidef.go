@@ -38,6 +38,10 @@ type APIDefinition struct {
 	// plain pipeline instead of MULTI/EXEC. Tyk reads it from tyk.conf only;
 	// tollgate also honours it here, where the seed API sets it.
 	EnableNonTransactionalRateLimiter bool `json:"enable_non_transactional_rate_limiter"`
+	// CustomMiddleware lists the API's JS middleware by hook.
+	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
+	// ConfigData is passed to JS middleware as config.config_data.
+	ConfigData map[string]any `json:"config_data"`
 
 	// file is where the definition was read from; "" when built in code.
 	file string
@@ -58,6 +62,34 @@ type AuthConfig struct {
 	// the header name); it wins over header and parameter when present.
 	UseCookie  bool   `json:"use_cookie"`
 	CookieName string `json:"cookie_name"`
+}
+
+// MiddlewareSection is the definition's custom_middleware section.
+type MiddlewareSection struct {
+	// Pre runs before authentication, with an empty session.
+	Pre []MiddlewareDefinition `json:"pre"`
+	// PostKeyAuth runs right after authentication.
+	PostKeyAuth []MiddlewareDefinition `json:"post_key_auth"`
+	// Post runs after rate limit and quota, just before the upstream.
+	Post []MiddlewareDefinition `json:"post"`
+	// Driver must be "otto" (or empty): the JS engine.
+	Driver string `json:"driver"`
+}
+
+// MiddlewareDefinition is one JS middleware.
+type MiddlewareDefinition struct {
+	// Name is the global variable holding the middleware object
+	// (var name = new TykJS.TykMiddleware.NewMiddleware({})).
+	Name string `json:"name"`
+	// Path is the JS file; relative paths resolve against tyk.conf's folder.
+	Path string `json:"path"`
+	// RequireSession passes the key's session to the middleware and writes
+	// the SessionMeta it returns back to the session (once per request).
+	RequireSession bool `json:"require_session"`
+	// RawBodyOnly is accepted for compatibility.
+	RawBodyOnly bool `json:"raw_body_only"`
+	// Disabled middleware is not loaded.
+	Disabled bool `json:"disabled"`
 }
 
 // VersionDefinition is the definition's definition section.

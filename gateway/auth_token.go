@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/session"
@@ -163,4 +164,17 @@ func (g *Gateway) allows(st *session.State, apiID, version string) bool {
 		return g.cfg.AllowMasterKeys
 	}
 	return st.Allows(apiID, version)
+}
+
+// writeSession stores a session that JS middleware changed, once per
+// request, with the session's own lifetime; a failure is logged, not
+// answered: the request itself was valid.
+func (g *Gateway) writeSession(c *call) {
+	ctx := c.r.Context()
+	if err := g.sessions.Save(ctx, c.keyID, c.session, time.Duration(c.session.SessionLifetime)*time.Second); err != nil {
+		g.log.Warn("session changes not stored", "api_id", c.api.def.APIID, "key_hash", c.keyHash(), "error", err)
+		g.cache.Forget(c.keyID)
+		return
+	}
+	g.cache.Put(c.keyID, c.session)
 }

@@ -10,27 +10,36 @@ import (
 // The request path of every API, in order. This is the one place that
 // fixes it; the README repeats it.
 //
-//  1. version      resolve the API version (header, url-param or url),
+//  1. version        resolve the API version (header, url-param or url),
 //     refuse missing, unknown or expired versions; apply
 //     extended_paths: black_list and white_list refuse,
 //     ignored marks the request as needing no key
-//  2. auth         read the key (header, param or cookie), load its
+//  2. JS pre         custom_middleware.pre, with an empty session
+//  3. auth           read the key (header, param or cookie), load its
 //     session, refuse missing, unknown, inactive or expired
 //     keys and keys without access to this API version
-//  3. rate limit   sliding window per key in Redis
-//  4. quota        requests per renewal period per key in Redis
-//  5. proxy        forward to the version's target (or target_url)
+//  4. JS post_key_auth
+//  5. rate limit     sliding window per key in Redis
+//  6. quota          requests per renewal period per key in Redis
+//  7. JS post        custom_middleware.post
+//  8. session write  a session changed by JS is stored, once
+//  9. proxy          forward to the version's target (or target_url)
 //
-// Ignored paths skip 2 to 4.
-func (g *Gateway) buildChain(api *apiSpec) []step {
+// Ignored paths skip 3 to 6.
+func (g *Gateway) buildChain(api *apiSpec, js map[string][]step) []step {
 	steps := []step{versionCheck{}}
+	steps = append(steps, js[hookPre]...)
 	if !api.def.UseKeylessAccess {
+		steps = append(steps, newAuthToken(g, api.def.Auth))
+		steps = append(steps, js[hookPostKeyAuth]...)
 		steps = append(steps,
-			newAuthToken(g, api.def.Auth),
 			&rateLimit{gw: g, window: g.window(g.transactionalLimiter(api.def))},
 			&quota{gw: g, quota: g.quota},
 		)
+	} else {
+		steps = append(steps, js[hookPostKeyAuth]...)
 	}
+	steps = append(steps, js[hookPost]...)
 	return steps
 }
 
@@ -57,6 +66,12 @@ type call struct {
 	key     string // the raw key; never log it
 	keyID   string // the key as stored in Redis (hashed with hash_keys)
 	session *session.State
+	// sessionDirty is set when JS middleware changed the session; it is
+	// stored once, after the chain.
+	sessionDirty bool
+
+	body     []byte // read once, for JS middleware
+	bodyRead bool
 }
 
 // keyHash names the key in logs without revealing it.
@@ -69,6 +84,9 @@ func (api *apiSpec) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 		if !s.serve(c) {
 			return
 		}
+	}
+	if c.sessionDirty {
+		api.gw.writeSession(c)
 	}
 	c.version.proxy.ServeHTTP(w, r)
 }

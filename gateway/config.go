@@ -54,6 +54,12 @@ type Config struct {
 	// EnableSentinelRateLimiter blocks a key for the rest of its window once
 	// it goes over the limit, so refused requests cost one Redis read.
 	EnableSentinelRateLimiter bool `json:"enable_sentinel_rate_limiter"`
+	// EnableJSVM allows APIs with JS middleware; an API that has some is
+	// refused at load while it is false. Default false, as in Tyk.
+	EnableJSVM bool `json:"enable_jsvm"`
+	// JSVMTimeout bounds each JS middleware run, in seconds. Default 5. A
+	// run that takes longer is interrupted and the request gets 500.
+	JSVMTimeout float64 `json:"jsvm_timeout"`
 	// LocalSessionCache keeps sessions in memory for a few seconds.
 	LocalSessionCache LocalSessionCache `json:"local_session_cache"`
 	// HealthCheckEndpointName is the path of the liveness endpoint.
@@ -126,6 +132,17 @@ func (c *Config) proxyTimeout() time.Duration {
 		return defaultProxyTimeout
 	}
 	return time.Duration(c.ProxyDefaultTimeout * float64(time.Second))
+}
+
+// SetBaseDir makes relative paths in the configuration resolve against
+// dir, as LoadConfig does with the folder of tyk.conf.
+func (c *Config) SetBaseDir(dir string) { c.dir = dir }
+
+func (c *Config) jsvmTimeout() time.Duration {
+	if c.JSVMTimeout <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(c.JSVMTimeout * float64(time.Second))
 }
 
 func (c *Config) healthPath() string {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -70,7 +71,7 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, controlPrefix), "/")
 	switch {
-	case path == "reload" || path == "reload/group":
+	case path == "reload":
 		g.controlReload(w, r)
 	case path == "apis":
 		g.controlAPIs(w, r, "")
@@ -209,8 +210,7 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		controlError(w, http.StatusBadRequest, CauseControlBadRequest, "Request malformed: "+err.Error())
 		return
 	}
-	generated := key == ""
-	if generated {
+	if key == "" {
 		key, err = newKey(st.OrgID)
 		if err != nil {
 			controlError(w, http.StatusInternalServerError, CauseStorageUnavailable, "generating a key: "+err.Error())
@@ -218,33 +218,11 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		}
 	}
 	id := g.sessions.ID(key)
-	ctx := r.Context()
-	if !create {
-		if _, err := g.sessions.Load(ctx, id); !g.keyStoreOK(w, err) {
-			return
-		}
-	}
-	now := g.now()
-	if r.URL.Query().Get("suppress_reset") != "1" {
-		st.LastUpdated = strconv.FormatInt(now.Unix(), 10)
-		st.QuotaRemaining = st.QuotaMax
-		if st.QuotaRenewalRate > 0 {
-			st.QuotaRenews = now.Add(time.Duration(st.QuotaRenewalRate) * time.Second).Unix()
-		}
-		if err := g.resetCounters(ctx, id); err != nil {
-			g.keyStoreOK(w, err)
-			return
-		}
-	}
-	if st.DateCreated == "" && create {
-		st.DateCreated = now.UTC().Format(time.RFC3339)
-	}
-	lifetime := time.Duration(st.SessionLifetime) * time.Second
-	if err := g.sessions.Save(ctx, id, &st, lifetime); err != nil {
+	reset := r.URL.Query().Get("suppress_reset") != "1"
+	if err := g.saveKey(r.Context(), id, &st, reset, create); err != nil {
 		g.keyStoreOK(w, err)
 		return
 	}
-	g.cache.Forget(id)
 	action := "modified"
 	if create {
 		action = "added"
@@ -254,6 +232,53 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		reply.KeyHash = id
 	}
 	writeJSON(w, http.StatusOK, reply)
+}
+
+// saveKey stores a key's session as the control API and TykSetKeyData do.
+// An update (create false) needs the key to exist. With reset, the key's
+// quota and rate-limit counters start afresh and last_updated is set. The
+// gateway's cached copy is replaced.
+func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, reset, create bool) error {
+	if !create {
+		if _, err := g.sessions.Load(ctx, id); err != nil {
+			return err
+		}
+	}
+	now := g.now()
+	if reset {
+		st.LastUpdated = strconv.FormatInt(now.Unix(), 10)
+		st.QuotaRemaining = st.QuotaMax
+		if st.QuotaRenewalRate > 0 {
+			st.QuotaRenews = now.Add(time.Duration(st.QuotaRenewalRate) * time.Second).Unix()
+		}
+		if err := g.resetCounters(ctx, id); err != nil {
+			return err
+		}
+	}
+	if st.DateCreated == "" && create {
+		st.DateCreated = now.UTC().Format(time.RFC3339)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding session: %w", err)
+	}
+	lifetime := time.Duration(st.SessionLifetime) * time.Second
+	// A session without a lifetime that is exactly what this gateway last
+	// stored needs no write: JS that refreshes a session on every request
+	// (the seed's refreshSecurity.js) changes it once a second, not once a
+	// request. A lifetime is a TTL the write would renew, so it always
+	// writes.
+	if !reset && lifetime == 0 {
+		if last, ok := g.cache.Stored(id); ok && bytes.Equal(last, data) {
+			return nil
+		}
+	}
+	if err := g.sessions.SaveJSON(ctx, id, data, lifetime); err != nil {
+		g.cache.Forget(id)
+		return err
+	}
+	g.cache.PutStored(id, st, data)
+	return nil
 }
 
 // resetCounters starts a key's quota and rate-limit state afresh.

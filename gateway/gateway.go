@@ -27,6 +27,7 @@ type Gateway struct {
 	log        *slog.Logger
 	now        func() time.Time
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	rawLog     io.Writer // where JS rawlog() writes
 	store      *storage.Store
 	transport  *http.Transport
 	healthPath string
@@ -72,6 +73,11 @@ func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 	return func(g *Gateway) { g.dial = dial }
 }
 
+// WithRawLog is where JS middleware's rawlog() writes. Default: nowhere.
+func WithRawLog(w io.Writer) Option {
+	return func(g *Gateway) { g.rawLog = w }
+}
+
 // sessionCacheSize bounds the local session cache.
 const sessionCacheSize = 100_000
 
@@ -84,6 +90,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		cfg:        cfg,
 		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:        time.Now,
+		rawLog:     io.Discard,
 		healthPath: cfg.healthPath(),
 	}
 	for _, o := range opts {

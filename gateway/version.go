@@ -15,6 +15,7 @@ const versionExpiryLayout = "2006-01-02 15:04"
 // apiSpec is an API definition compiled for serving: its versions with
 // their proxies and path rules, and its chain.
 type apiSpec struct {
+	gw         *Gateway
 	def        *APIDefinition
 	listenPath string
 	versions   map[string]*versionSpec
@@ -48,7 +49,7 @@ func (p pathRule) matches(method, path string) bool {
 // compileAPI turns a definition into an apiSpec. Warnings report entries
 // that load but may not do what their author meant.
 func (g *Gateway) compileAPI(def *APIDefinition) (*apiSpec, []string, error) {
-	api := &apiSpec{def: def, listenPath: normalizeListenPath(def.Proxy.ListenPath), versions: map[string]*versionSpec{}}
+	api := &apiSpec{gw: g, def: def, listenPath: normalizeListenPath(def.Proxy.ListenPath), versions: map[string]*versionSpec{}}
 	var warnings []string
 	versions := def.VersionData.Versions
 	if len(versions) == 0 {
@@ -78,7 +79,11 @@ func (g *Gateway) compileAPI(def *APIDefinition) (*apiSpec, []string, error) {
 	if dv := def.VersionData.DefaultVersion; dv != "" {
 		api.fallback = api.versions[dv]
 	}
-	api.chain = g.buildChain(api)
+	js, err := g.compileJS(def)
+	if err != nil {
+		return nil, nil, err
+	}
+	api.chain = g.buildChain(api, js)
 	return api, warnings, nil
 }
 

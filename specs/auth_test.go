@@ -155,8 +155,11 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 	When("the node holding a key's session is down", func() {
 		var keyOnDeadNode, keyElsewhere string
 		BeforeEach(func() {
-			// Keys made on different nodes; none used yet, so no gateway
-			// has them in its local session cache.
+			// Without the local session cache, so every request reads its
+			// session from its node (a cached session keeps working while its
+			// node is down, for cached_session_timeout).
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "local_session_cache": {"disable_cached_session_state": true}}`),
+				specs.WithAPI(keyedAPI("orders", "/orders/")))
 			keyOnDeadNode, keyElsewhere = "", ""
 			dead := env.Cluster.Node(0)
 			for keyOnDeadNode == "" || keyElsewhere == "" {

@@ -66,9 +66,24 @@ type Instance struct {
 type EnvOption func(*envSettings)
 
 type envSettings struct {
-	config  string   // tyk.conf JSON, before app_path and storage are filled in
-	apis    []string // API definition JSON
-	aliases []string // upstream host names that reach the recording upstream
+	config    string   // tyk.conf JSON, before app_path and storage are filled in
+	apis      []string // API definition JSON
+	aliases   []string // upstream host names that reach the recording upstream
+	baseDir   string   // where relative paths in the config resolve
+	wallClock bool
+}
+
+// WithBaseDir resolves relative paths of tyk.conf and of API definitions
+// (JS middleware, templates) against dir, as if tyk.conf were there.
+func WithBaseDir(dir string) EnvOption {
+	return func(s *envSettings) { s.baseDir = dir }
+}
+
+// WithWallClock runs the gateways and the cluster on the real clock
+// instead of the spec's: for JS middleware, whose Date is the real one.
+// Clock.Advance is then not available.
+func WithWallClock() EnvOption {
+	return func(s *envSettings) { s.wallClock = true }
 }
 
 // WithConfig starts the gateway with this tyk.conf (JSON). NewEnv sets
@@ -108,8 +123,10 @@ func NewEnv(opts ...EnvOption) *Env {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(c.Close)
 	env.Cluster = c
-	env.Clock = &Clock{now: specEpoch, cluster: c}
-	c.SetTime(specEpoch)
+	env.Clock = &Clock{now: specEpoch, cluster: c, wall: s.wallClock}
+	if !s.wallClock {
+		c.SetTime(specEpoch)
+	}
 	env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	DeferCleanup(env.Redis.Close)
 
@@ -129,6 +146,11 @@ func (e *Env) StartGateway() *Instance {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(warnings).To(BeEmpty(), "the spec's tyk.conf uses settings tollgate ignores")
 	cfg.AppPath = e.AppDir
+	if e.settings.baseDir != "" {
+		dir, err := filepath.Abs(e.settings.baseDir)
+		Expect(err).NotTo(HaveOccurred())
+		cfg.SetBaseDir(dir)
+	}
 	cfg.Storage.EnableCluster = true
 	cfg.Storage.Addrs = e.Cluster.Addrs()
 	e.Secret = cfg.Secret
@@ -174,10 +196,14 @@ type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
 	cluster *cluster.Cluster
+	wall    bool
 }
 
 // Now is the spec's current time.
 func (c *Clock) Now() time.Time {
+	if c.wall {
+		return time.Now()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -185,6 +211,8 @@ func (c *Clock) Now() time.Time {
 
 // Advance moves time forward by d for the gateways and the cluster.
 func (c *Clock) Advance(d time.Duration) {
+	GinkgoHelper()
+	Expect(c.wall).To(BeFalse(), "the spec runs on the wall clock (WithWallClock); it cannot be advanced")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)

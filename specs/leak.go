@@ -1,8 +1,12 @@
 package specs
 
 import (
+	"log/slog"
+
 	. "github.com/onsi/ginkgo/v2"
 	"go.uber.org/goleak"
+
+	"github.com/tollgate/tollgate/gateway/storage"
 )
 
 // ginkgoInternals are the goroutines Ginkgo itself may start while a spec
@@ -52,4 +56,13 @@ func (g *LeakGuard) Verify(t goleak.TestingT) {
 func GuardAgainstLeaks() {
 	guard := NewLeakGuard()
 	DeferCleanup(func() { guard.Verify(GinkgoT()) })
+}
+
+// SendRedisLogsToGinkgo routes go-redis's own log (the failed dials that
+// node-failure specs cause on purpose) to the spec's output. go-redis has
+// one logger per process, so suites call it from a BeforeSuite:
+//
+//	var _ = BeforeSuite(specs.SendRedisLogsToGinkgo)
+func SendRedisLogsToGinkgo() {
+	storage.LogTo(slog.New(slog.NewTextHandler(GinkgoWriter, nil)))
 }

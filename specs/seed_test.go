@@ -27,12 +27,15 @@ var _ = Describe("The seed API (fixtures/seed/apps/security.json)", Label("seed"
 	BeforeEach(func() {
 		// Its v1 override_target is http://java/security-v1; "java" reaches
 		// the recording upstream, so the file is used unchanged.
-		env = specs.NewEnv(specs.WithAPI(seedAPI()), specs.WithUpstreamHost("java"))
+		// Relative paths (its JS middleware) resolve against fixtures/seed;
+		// enable_jsvm is the seed tyk.conf's value.
+		env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_jsvm": true}`), specs.WithBaseDir(seedPath()),
+			specs.WithAPI(seedAPI()), specs.WithUpstreamHost("java"))
 	})
 
 	It("loads, with one warning listing what tollgate does not implement yet", func() {
 		Expect(env.Logs()).To(ContainSubstring("fields not implemented by tollgate, ignored: "))
-		Expect(env.Logs()).To(ContainSubstring("custom_middleware"))
+		Expect(env.Logs()).To(ContainSubstring("cache_options"))
 	})
 
 	It("warns that its redacted authorization/*** paths are matched as literal text", func() {

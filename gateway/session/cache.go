@@ -21,6 +21,7 @@ type Cache struct {
 
 type cacheEntry struct {
 	state   *State
+	stored  []byte // the JSON this gateway last stored for the key, if it did
 	expires time.Time
 }
 
@@ -50,6 +51,12 @@ func (c *Cache) Get(id string) (*State, bool) {
 
 // Put caches a copy of st under id.
 func (c *Cache) Put(id string, st *State) {
+	c.PutStored(id, st, nil)
+}
+
+// PutStored caches a copy of st under id together with the JSON this
+// gateway just stored in Redis for it.
+func (c *Cache) PutStored(id string, st *State, stored []byte) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -59,7 +66,22 @@ func (c *Cache) Put(id string, st *State) {
 	if len(c.entries) >= c.max {
 		c.evict(now)
 	}
-	c.entries[id] = cacheEntry{state: st.Clone(), expires: now.Add(c.ttl)}
+	c.entries[id] = cacheEntry{state: st.Clone(), stored: stored, expires: now.Add(c.ttl)}
+}
+
+// Stored is the JSON this gateway last stored for id, while its entry is
+// fresh.
+func (c *Cache) Stored(id string) ([]byte, bool) {
+	if c.ttl <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || e.stored == nil || !c.now().Before(e.expires) {
+		return nil, false
+	}
+	return e.stored, true
 }
 
 // Forget drops id, so a deleted or changed key takes effect at once.

@@ -9,8 +9,10 @@
 package session
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -77,8 +79,22 @@ var knownFields = map[string]bool{
 // plainState is State without its JSON methods.
 type plainState State
 
-// UnmarshalJSON decodes a stored session, keeping unknown fields.
+// UnmarshalJSON decodes a stored session, keeping unknown fields. Sessions
+// written by tollgate have none, so the common case is one strict decode;
+// only a session with other fields is read a second time to keep them.
 func (s *State) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var plain plainState
+	err := dec.Decode(&plain)
+	if err == nil {
+		*s = State(plain)
+		s.extra = nil
+		return nil
+	}
+	if !strings.HasPrefix(err.Error(), "json: unknown field") {
+		return err
+	}
 	if err := json.Unmarshal(data, (*plainState)(s)); err != nil {
 		return err
 	}
@@ -87,11 +103,7 @@ func (s *State) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	maps.DeleteFunc(all, func(k string, _ json.RawMessage) bool { return knownFields[k] })
-	if len(all) > 0 {
-		s.extra = all
-	} else {
-		s.extra = nil
-	}
+	s.extra = all
 	return nil
 }
 

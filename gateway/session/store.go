@@ -84,6 +84,11 @@ func (s *Store) Save(ctx context.Context, id string, st *State, lifetime time.Du
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
+	return s.SaveJSON(ctx, id, data, lifetime)
+}
+
+// SaveJSON writes a session already encoded as JSON.
+func (s *Store) SaveJSON(ctx context.Context, id string, data []byte, lifetime time.Duration) error {
 	if err := s.client.Set(ctx, RedisKey(id), data, lifetime).Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -100,7 +101,7 @@ func BenchmarkBaseline(b *testing.B) {
 
 // startGateway starts a simulated cluster and a gateway serving the given
 // API definition ("{{upstream}}" replaced).
-func startGateway(b *testing.B, def string, conf string) (*gateway.Gateway, string) {
+func startGateway(b *testing.B, def string, conf string, opts ...gateway.Option) (*gateway.Gateway, string) {
 	b.Helper()
 	c, err := cluster.Start(cluster.DefaultNodes)
 	if err != nil {
@@ -119,7 +120,10 @@ func startGateway(b *testing.B, def string, conf string) (*gateway.Gateway, stri
 	cfg.AppPath = dir
 	cfg.Storage.EnableCluster = true
 	cfg.Storage.Addrs = c.Addrs()
-	gw, err := gateway.New(cfg, gateway.WithLogger(quiet))
+	if base, ok := baseDir(conf); ok {
+		cfg.SetBaseDir(base)
+	}
+	gw, err := gateway.New(cfg, append([]gateway.Option{gateway.WithLogger(quiet)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -138,25 +142,88 @@ func BenchmarkKeyless(b *testing.B) {
 // session (local cache on, as by default), passes the Redis sliding
 // window and counts against a Redis quota. Each client has its own key.
 func BenchmarkAuthRateLimitQuota(b *testing.B) {
-	gw, url := startGateway(b, `{"api_id": "a", "active": true,
+	_, url := startGateway(b, `{"api_id": "a", "active": true,
 	  "auth": {"auth_header_name": "x-key"},
 	  "enable_non_transactional_rate_limiter": true,
 	  "proxy": {"listen_path": "/a/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{"secret": "bench"}`)
-	keys := make([]string, 256)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("bench-key-%03d", i)
-		body := `{"access_rights": {"a": {"api_id": "a"}}, "rate": 1000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`
-		req, _ := http.NewRequest(http.MethodPost, url+"/tyk/keys/"+keys[i], strings.NewReader(body))
-		req.Header.Set("X-Tyk-Authorization", "bench")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("creating a key: %v %v", err, resp)
-		}
-		resp.Body.Close()
-	}
-	http.DefaultClient.CloseIdleConnections()
-	_ = gw
+	keys := createKeys(b, url, 256, `{"access_rights": {"a": {"api_id": "a"}}, "rate": 1000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`)
 	load(b, url+"/a/", func(worker int) http.Header {
 		return http.Header{"X-Key": {keys[worker%len(keys)]}}
 	})
+}
+
+// baseDir is where relative paths of the benchmark's config resolve: the
+// seed fixtures, for the seed benchmarks.
+func baseDir(conf string) (string, bool) {
+	if !strings.Contains(conf, "enable_jsvm") {
+		return "", false
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "fixtures", "seed"))
+	return dir, err == nil
+}
+
+// seedDefinition is fixtures/seed/apps/security.json; without the JS
+// middleware when js is false.
+func seedDefinition(b *testing.B, js bool) string {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "fixtures", "seed", "apps", "security.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	def := string(data)
+	if !js {
+		start := strings.Index(def, `"custom_middleware"`)
+		end := strings.Index(def, `"cache_options"`)
+		def = def[:start] + def[end:]
+	}
+	return def
+}
+
+// benchmarkSeed drives the seed API: header auth on "security", version v1,
+// and (with js) the refreshSecurity.js post middleware calling
+// TykSetKeyData on every request. "java", the seed's upstream host, is
+// the benchmark's upstream.
+func benchmarkSeed(b *testing.B, js bool) {
+	up := strings.TrimPrefix(upstream(b), "http://")
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "java:") {
+			addr = up
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	_, url := startGateway(b, seedDefinition(b, js), `{"secret": "bench", "enable_jsvm": true}`, gateway.WithDialer(dial))
+	keys := createKeys(b, url, 64, fmt.Sprintf(`{"access_rights": {"**************************000001": {"api_id": "**************************000001"}}, "expires": %d}`, time.Now().Add(time.Hour).Unix()))
+	load(b, url+"/security/users/7", func(worker int) http.Header {
+		return http.Header{"Security": {keys[worker%len(keys)]}, "X-Api-Version": {"v1"}}
+	})
+}
+
+// BenchmarkSeedWithoutJS is the seed API with its custom_middleware removed.
+func BenchmarkSeedWithoutJS(b *testing.B) { benchmarkSeed(b, false) }
+
+// BenchmarkSeedWithJS is the seed API as posted, JS post middleware included.
+func BenchmarkSeedWithJS(b *testing.B) { benchmarkSeed(b, true) }
+
+// createKeys stores n keys with the given session through the control API
+// (secret "bench") and returns them.
+func createKeys(b *testing.B, url string, n int, sessionJSON string) []string {
+	b.Helper()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench-key-%03d", i)
+		req, _ := http.NewRequest(http.MethodPost, url+"/tyk/keys/"+keys[i], strings.NewReader(sessionJSON))
+		req.Header.Set("X-Tyk-Authorization", "bench")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatalf("creating a key: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("creating a key: status %d", resp.StatusCode)
+		}
+	}
+	return keys
 }

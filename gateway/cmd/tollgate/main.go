@@ -52,7 +52,7 @@ func run(args []string, stderr io.Writer) int {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	gw, err := gateway.New(cfg, gateway.WithLogger(log))
+	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithRawLog(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "tollgate: %v\n", err)
 		return 2

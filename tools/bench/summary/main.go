@@ -1,6 +1,7 @@
 // Command summary reads `go test -bench` output with a req/s metric and
 // prints, for each benchmark, the median req/s over its runs and its ratio
-// to BenchmarkBaseline's median from the same output.
+// to BenchmarkBaseline's median from the same output; a ...WithJS
+// benchmark is also compared with its ...WithoutJS twin.
 //
 //	go test -run '^$' -bench . -count 5 ./tools/bench | go run ./tools/bench/summary
 package main
@@ -54,6 +55,16 @@ func main() {
 			ratio = fmt.Sprintf("%.2f", m/base)
 		}
 		fmt.Printf("%-40s %12.0f %8s %6d\n", name, m, ratio, len(runs[name]))
+	}
+	// A benchmark named ...WithJS is also compared with its ...WithoutJS twin.
+	for _, name := range order {
+		if !strings.Contains(name, "WithJS") {
+			continue
+		}
+		twin := strings.Replace(name, "WithJS", "WithoutJS", 1)
+		if without := median(runs[twin]); without > 0 {
+			fmt.Printf("\n%s / %s = %.2f\n", name, twin, median(runs[name])/without)
+		}
 	}
 }
 

@@ -1,0 +1,244 @@
+package specs_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/specs"
+)
+
+// jsFile writes a JS middleware into the spec's own folder and returns
+// its path.
+func jsFile(name, code string) string {
+	GinkgoHelper()
+	path := filepath.Join(GinkgoT().TempDir(), name+".js")
+	Expect(os.WriteFile(path, []byte(code), 0o600)).To(Succeed())
+	return path
+}
+
+// middleware is a JS middleware named name whose ProcessRequest body is
+// body (it sees request, session and config, and must return).
+func middleware(name, body string) string {
+	return jsFile(name, fmt.Sprintf(`var %s = new TykJS.TykMiddleware.NewMiddleware({});
+%s.NewProcessRequest(function(request, session, config) {
+%s
+});`, name, name, body))
+}
+
+// jsAPI is a keyed API (header x-key) with the given custom_middleware
+// section.
+func jsAPI(customMiddleware string) string {
+	return `{"api_id": "js", "org_id": "org1", "active": true,
+  "auth": {"auth_header_name": "x-key"},
+  "config_data": {"greeting": "hello"},
+  "proxy": {"listen_path": "/js/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "custom_middleware": ` + customMiddleware + `}`
+}
+
+const jsvmOn = `{"secret": "s", "enable_jsvm": true, "jsvm_timeout": 1}`
+
+var _ = Describe("JS middleware", Label("jsvm"), func() {
+	var env *specs.Env
+
+	When("a post middleware sets and deletes headers", func() {
+		var key string
+		BeforeEach(func() {
+			mw := middleware("headers", `request.SetHeaders["X-From-JS"] = config.config_data.greeting;
+request.DeleteHeaders.push("X-Drop");
+return headers.ReturnData(request, {});`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"post": [{"name": "headers", "path": "`+mw+`"}]}`)))
+			key = env.IssueKey(grantTo("js"))
+		})
+
+		It("forwards the request with the header set", func() {
+			env.Get("/js/", "x-key", key)
+			Expect(env.Upstream.LastRequest().Headers.Get("X-From-JS")).To(Equal("hello"))
+		})
+
+		It("forwards the request without the deleted header", func() {
+			env.Get("/js/", "x-key", key, "X-Drop", "1")
+			Expect(env.Upstream.LastRequest().Headers).NotTo(HaveKey("X-Drop"))
+		})
+	})
+
+	When("a pre middleware runs", func() {
+		BeforeEach(func() {
+			mw := middleware("early", `if (request.Headers["X-Ping"]) {
+  request.ReturnOverrides.ResponseCode = 200;
+  request.ReturnOverrides.ResponseBody = "pong";
+}
+request.SetHeaders["X-Session-Rate"] = String(session.rate);
+return early.ReturnData(request);`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"pre": [{"name": "early", "path": "`+mw+`", "require_session": true}]}`)))
+		})
+
+		It("runs before authentication, so it can answer a request without a key", func() {
+			resp := env.Get("/js/", "X-Ping", "1")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.Body).To(Equal("pong"))
+		})
+
+		It("sees an empty session, even with require_session", func() {
+			key := env.IssueKey(grantTo("js", `"rate": 7, "per": 1`))
+			env.Get("/js/", "x-key", key)
+			Expect(env.Upstream.LastRequest().Headers.Get("X-Session-Rate")).To(Equal("undefined"))
+		})
+	})
+
+	When("a post_key_auth middleware has require_session", func() {
+		var key string
+		BeforeEach(func() {
+			mw := middleware("auth", `request.SetHeaders["X-Session-Rate"] = String(session.rate);
+return auth.ReturnData(request, {"seen": "yes"});`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"post_key_auth": [{"name": "auth", "path": "`+mw+`", "require_session": true}]}`)))
+			key = env.IssueKey(grantTo("js", `"rate": 7, "per": 1`))
+		})
+
+		It("sees the key's session", func() {
+			env.Get("/js/", "x-key", key)
+			Expect(env.Upstream.LastRequest().Headers.Get("X-Session-Rate")).To(Equal("7"))
+		})
+
+		It("writes the SessionMeta it returns back to the session", func() {
+			env.Get("/js/", "x-key", key)
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys/"+key, "").JSON()).To(HaveKeyWithValue("meta_data", Equal(map[string]any{"seen": "yes"})))
+		})
+	})
+
+	When("a middleware without require_session returns SessionMeta", func() {
+		It("does not change the session", func() {
+			mw := middleware("nosession", `return nosession.ReturnData(request, {"seen": "yes"});`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"post": [{"name": "nosession", "path": "`+mw+`"}]}`)))
+			key := env.IssueKey(grantTo("js", `"meta_data": {"team": "red"}`))
+			env.Get("/js/", "x-key", key)
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys/"+key, "").JSON()).To(HaveKeyWithValue("meta_data", Equal(map[string]any{"team": "red"})))
+		})
+	})
+
+	When("a middleware answers with ReturnOverrides", func() {
+		var key string
+		BeforeEach(func() {
+			mw := middleware("override", `if (request.Headers["X-Teapot"]) {
+  request.ReturnOverrides.ResponseCode = 418;
+  request.ReturnOverrides.ResponseError = "I am a teapot";
+} else {
+  request.ReturnOverrides.ResponseCode = 200;
+  request.ReturnOverrides.ResponseBody = "answered by JS";
+  request.ReturnOverrides.ResponseHeaders = {"X-By": "js"};
+}
+return override.ReturnData(request);`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"post": [{"name": "override", "path": "`+mw+`"}]}`)))
+			key = env.IssueKey(grantTo("js"))
+		})
+
+		It("turns a code of 400 or more into a Tyk-shaped error", func() {
+			expectGatewayError(env.Get("/js/", "x-key", key, "X-Teapot", "1"), http.StatusTeapot, gateway.CauseJSOverride, "I am a teapot")
+		})
+
+		It("answers any other code with the body and headers as given, without the upstream", func() {
+			resp := env.Get("/js/", "x-key", key)
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.Body).To(Equal("answered by JS"))
+			Expect(resp.Header.Get("X-By")).To(Equal("js"))
+			Expect(env.Upstream.Requests()).To(BeEmpty())
+		})
+	})
+
+	When("a middleware throws an exception", func() {
+		var key string
+		BeforeEach(func() {
+			mw := middleware("thrower", `throw new Error("boom");`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"post": [{"name": "thrower", "path": "`+mw+`"}]}`)))
+			key = env.IssueKey(grantTo("js"))
+		})
+
+		It("answers 500 with a Tyk-shaped error", func() {
+			expectGatewayError(env.Get("/js/", "x-key", key), http.StatusInternalServerError, gateway.CauseJSError, "There was a problem running the JS middleware")
+		})
+
+		It("logs the exception without the raw key", func() {
+			env.Get("/js/", "x-key", key)
+			Expect(env.Logs()).To(ContainSubstring("boom"))
+			Expect(env.Logs()).NotTo(ContainSubstring(key))
+		})
+	})
+
+	When("a middleware runs longer than jsvm_timeout", func() {
+		var key string
+		BeforeEach(func() {
+			mw := middleware("forever", `if (request.Headers["X-Loop"]) { while (true) {} }
+return forever.ReturnData(request);`)
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_jsvm": true, "jsvm_timeout": 0.2}`),
+				specs.WithAPI(jsAPI(`{"post": [{"name": "forever", "path": "`+mw+`"}]}`)))
+			key = env.IssueKey(grantTo("js"))
+		})
+
+		It("interrupts it and answers 500 with a Tyk-shaped error", func(ctx SpecContext) {
+			expectGatewayError(env.Get("/js/", "x-key", key, "X-Loop", "1"), http.StatusInternalServerError, gateway.CauseJSTimeout, "JS middleware timed out")
+		}, SpecTimeout(10*time.Second))
+
+		It("serves other requests meanwhile", func(ctx SpecContext) {
+			stuck := make(chan int, 1)
+			go func() {
+				defer GinkgoRecover()
+				stuck <- env.Get("/js/", "x-key", key, "X-Loop", "1").StatusCode
+			}()
+			Expect(env.Get("/js/", "x-key", key).StatusCode).To(Equal(http.StatusOK))
+			Eventually(stuck).WithContext(ctx).Should(Receive(Equal(http.StatusInternalServerError)))
+		}, SpecTimeout(10*time.Second))
+
+		It("keeps serving the API afterwards", func(ctx SpecContext) {
+			env.Get("/js/", "x-key", key, "X-Loop", "1")
+			Expect(env.Get("/js/", "x-key", key).StatusCode).To(Equal(http.StatusOK))
+		}, SpecTimeout(10*time.Second))
+	})
+
+	When("a middleware sets a global", func() {
+		It("is never seen by another request", func() {
+			mw := middleware("leaky", `var seen = (typeof leftover === "undefined") ? "clean" : leftover;
+leftover = "from an earlier request";
+request.SetHeaders["X-Seen"] = seen;
+return leaky.ReturnData(request);`)
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(jsAPI(`{"post": [{"name": "leaky", "path": "`+mw+`"}]}`)))
+			key := env.IssueKey(grantTo("js"))
+			for range 20 {
+				env.Get("/js/", "x-key", key)
+				Expect(env.Upstream.LastRequest().Headers.Get("X-Seen")).To(Equal("clean"))
+			}
+		})
+	})
+
+	When("tyk.conf has enable_jsvm false", func() {
+		It("refuses to load an API with JS middleware, saying why", func() {
+			mw := middleware("any", `return any.ReturnData(request);`)
+			env = specs.NewEnv()
+			env.WriteAPIFile("js.json", jsAPI(`{"post": [{"name": "any", "path": "`+mw+`"}]}`))
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("js.json"), ContainSubstring("enable_jsvm"))))
+		})
+	})
+
+	When("a middleware file has a syntax error", func() {
+		It("fails that API's load, naming the file and line", func() {
+			mw := jsFile("broken", "var broken = new TykJS.TykMiddleware.NewMiddleware({});\nbroken.NewProcessRequest(function(request) {\n  return (;\n});")
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(keylessAPI("other", "/other/")))
+			env.WriteAPIFile("js.json", jsAPI(`{"post": [{"name": "broken", "path": "`+mw+`"}]}`))
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("broken.js"), MatchRegexp(`:3\b`))))
+			Expect(env.Get("/other/").StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+
+	When("a middleware file is missing", func() {
+		It("fails that API's load, naming the field", func() {
+			env = specs.NewEnv(specs.WithConfig(jsvmOn))
+			env.WriteAPIFile("js.json", jsAPI(`{"post": [{"name": "gone", "path": "/nowhere/gone.js"}]}`))
+			Expect(env.Gateway.Reload()).To(MatchError(ContainSubstring("custom_middleware.post[0].path")))
+		})
+	})
+})

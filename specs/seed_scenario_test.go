@@ -1,0 +1,94 @@
+package specs_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/gateway/session"
+	"github.com/tollgate/tollgate/specs"
+)
+
+// heapInUse is the heap in use after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// storedExpires reads a key's expires from the node that owns its session.
+func storedExpires(env *specs.Env, key string) int64 {
+	GinkgoHelper()
+	raw, err := env.Cluster.NodeForKey(session.RedisKey(key)).Miniredis().Get(session.RedisKey(key))
+	Expect(err).NotTo(HaveOccurred())
+	var st struct {
+		Expires int64 `json:"expires"`
+	}
+	Expect(json.Unmarshal([]byte(raw), &st)).To(Succeed())
+	return st.Expires
+}
+
+var _ = Describe("The seed scenario", Label("seed", "jsvm", "slow"), func() {
+	When("5,000 requests with a valid security key go through header auth, version v1 and the JS post middleware that refreshes each session", func() {
+		It("answers all with 200, moves the session's expires forward in Redis, and leaves no goroutine and no heap growth behind", func(ctx SpecContext) {
+			const requests, workers = 5000, 4
+			By("serving fixtures/seed's API definition and refreshSecurity.js unchanged")
+			// tyk.conf is reduced to what the scenario needs (the seed's
+			// storage.hosts cannot load, see "Loading tyk.conf"); enable_jsvm
+			// is the seed's value. The JS reads the real Date, so the gateway
+			// runs on the real clock too.
+			env := specs.NewEnv(
+				specs.WithConfig(`{"secret": "s", "enable_jsvm": true}`),
+				specs.WithBaseDir(seedPath()),
+				specs.WithAPI(seedAPI()),
+				specs.WithUpstreamHost("java"),
+				specs.WithWallClock(),
+			)
+			initialExpires := time.Now().Add(time.Minute).Unix()
+			key := env.IssueKey(grantTo(seedAPIID, fmt.Sprintf(`"expires": %d`, initialExpires)))
+
+			By("sending 5,000 requests from 4 clients")
+			before := heapInUse()
+			var (
+				mu       sync.Mutex
+				statuses = map[int]int{}
+				next     atomic.Int64
+				wg       sync.WaitGroup
+			)
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer GinkgoRecover()
+					defer wg.Done()
+					for next.Add(1) <= requests && ctx.Err() == nil {
+						status := env.Get("/security/users/7", "x-api-version", "v1", "security", key).StatusCode
+						mu.Lock()
+						statuses[status]++
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			Expect(statuses).To(Equal(map[int]int{http.StatusOK: requests}))
+
+			By("finding the refreshed expires on the node that owns the key")
+			Expect(storedExpires(env, key)).To(BeNumerically(">=", initialExpires+1700))
+
+			By("running the middleware on a few reused VMs, not a copy per request")
+			Expect(env.Gateway.JSStats(seedAPIID).VMsCreated).To(BeNumerically("<=", 2*workers+2))
+
+			By("keeping the heap in use after GC within 16 MiB of where it started")
+			Expect(int64(heapInUse()) - int64(before)).To(BeNumerically("<", 16<<20))
+			// The leak guard then checks, after the environment is stopped,
+			// that every goroutine this spec started has ended.
+		}, SpecTimeout(3*time.Minute))
+	})
+})
