@@ -12,11 +12,13 @@ run: ### run the gateway on fixtures/demo: embedded simulated Redis Cluster, ech
 	go run ./tools/demo
 
 test: lint ### run every spec with the race detector and the leak guard
-	$(GINKGO) $(SPEC_FLAGS) ./...
+	@report=$$(mktemp -d)/specs.json; \
+	$(GINKGO) $(SPEC_FLAGS) --skip-package=tools/bench --json-report=$$report ./...; status=$$?; \
+	go run ./tools/outline -counts $$report; exit $$status
 
 outline: ### print the spec tree as a Markdown document: a description of the gateway's behaviour
 	@report=$$(mktemp -d)/report.json; \
-	$(GINKGO) --dry-run --json-report=$$report --silence-skips ./specs ./cluster >/dev/null && go run ./tools/outline $$report
+	$(GINKGO) --dry-run --json-report=$$report --silence-skips ./specs ./cluster ./gateway/... >/dev/null && go run ./tools/outline $$report
 
 lint: ### check formatting (gofmt) and vet the code (go vet)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

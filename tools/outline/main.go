@@ -4,6 +4,8 @@
 //
 //	go tool ginkgo --dry-run --json-report=report.json ./specs ./cluster
 //	go run ./tools/outline report.json
+//
+// With -counts it prints a run's totals instead, as one line.
 package main
 
 import (
@@ -19,24 +21,65 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: outline REPORT.json")
+	args := os.Args[1:]
+	counts := len(args) == 2 && args[0] == "-counts"
+	if counts {
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: outline [-counts] REPORT.json")
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Stdout); err != nil {
+	run := run
+	if counts {
+		run = printCounts
+	}
+	if err := run(args[0], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "outline:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path string, w io.Writer) error {
+func readReports(path string) ([]types.Report, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var reports []types.Report
 	if err := json.Unmarshal(data, &reports); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return reports, nil
+}
+
+// printCounts prints one line, "N passed, N failed, N skipped", over every
+// suite of a run's report: the closing line CI reads.
+func printCounts(path string, w io.Writer) error {
+	reports, err := readReports(path)
+	if err != nil {
+		return err
+	}
+	var passed, failed, skipped int
+	for _, r := range reports {
+		for _, s := range r.SpecReports.WithLeafNodeType(types.NodeTypeIt) {
+			switch {
+			case s.State.Is(types.SpecStatePassed):
+				passed++
+			case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
+				skipped++
+			default:
+				failed++
+			}
+		}
+	}
+	_, err = fmt.Fprintf(w, "specs: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	return err
+}
+
+func run(path string, w io.Writer) error {
+	reports, err := readReports(path)
+	if err != nil {
+		return err
 	}
 	out := &lineWriter{w: w}
 	for _, r := range reports {
