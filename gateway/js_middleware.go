@@ -271,12 +271,28 @@ func (h *jsHost) GetKeyData(ctx context.Context, key, apiID string) (string, err
 // SetKeyData answers TykSetKeyData: it stores the session as the control
 // API's POST would (creating the key if needed, as Tyk does); with
 // suppressReset the quota and rate-limit state stay.
+//
+// The same JSON as last time for a key whose session has no lifetime is
+// stored already, as saveKey would find after decoding it: the seed's
+// refresh hands over the same session many times a second.
 func (h *jsHost) SetKeyData(ctx context.Context, key, sessionJSON string, suppressReset bool) error {
+	id := h.gw.sessions.ID(key)
+	if suppressReset {
+		if last, ok := h.gw.cache.Received(id); ok && last == sessionJSON {
+			return nil
+		}
+	}
 	var st session.State
 	if err := json.Unmarshal([]byte(sessionJSON), &st); err != nil {
 		return fmt.Errorf("TykSetKeyData: session is not valid JSON: %w", err)
 	}
-	return h.gw.saveKey(ctx, h.gw.sessions.ID(key), &st, !suppressReset, true)
+	if err := h.gw.saveKey(ctx, id, &st, !suppressReset, true); err != nil {
+		return err
+	}
+	if suppressReset && st.SessionLifetime == 0 {
+		h.gw.cache.NoteReceived(id, sessionJSON)
+	}
+	return nil
 }
 
 // batchRequest is TykBatchRequest's input, as Tyk's /tyk/batch takes it.

@@ -20,9 +20,12 @@ type Cache struct {
 }
 
 type cacheEntry struct {
-	state   *State
-	stored  []byte // the JSON this gateway last stored for the key, if it did
-	expires time.Time
+	state  *State
+	stored []byte // the JSON this gateway last stored for the key, if it did
+	// received is the JSON a script last handed to TykSetKeyData for the
+	// key, when storing it needed no write beyond what stored holds.
+	received string
+	expires  time.Time
 }
 
 // NewCache returns a cache keeping entries for ttl, at most max of them.
@@ -104,5 +107,31 @@ func (c *Cache) evict(now time.Time) {
 			break
 		}
 		delete(c.entries, id)
+	}
+}
+
+// Received is the session JSON last noted with NoteReceived for id, while
+// its entry is fresh and unchanged since.
+func (c *Cache) Received(id string) (string, bool) {
+	if c.ttl <= 0 {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || e.received == "" || !c.now().Before(e.expires) {
+		return "", false
+	}
+	return e.received, true
+}
+
+// NoteReceived remembers the JSON from which id's current entry was
+// stored, so the same JSON next time can be recognised without decoding.
+func (c *Cache) NoteReceived(id, raw string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[id]; ok {
+		e.received = raw
+		c.entries[id] = e
 	}
 }
