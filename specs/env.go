@@ -59,7 +59,7 @@ type Instance struct {
 	URL     string
 
 	client *http.Client
-	logs   *syncBuffer
+	logs   *SyncBuffer
 }
 
 // EnvOption adjusts the configuration NewEnv starts the gateway with.
@@ -155,7 +155,7 @@ func (e *Env) StartGateway() *Instance {
 	cfg.Storage.Addrs = e.Cluster.Addrs()
 	e.Secret = cfg.Secret
 
-	inst := &Instance{logs: &syncBuffer{}}
+	inst := &Instance{logs: &SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(GinkgoWriter, inst.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gw, err := gateway.New(cfg,
 		gateway.WithLogger(log),
@@ -314,20 +314,20 @@ func (i *Instance) Do(method, path, body string, headers ...string) Response {
 	return Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(data)}
 }
 
-// syncBuffer is a bytes.Buffer that the gateway's goroutines may log into
-// while a spec reads it.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that goroutines (a gateway's log, JS
+// rawlog) may write into while a spec reads it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

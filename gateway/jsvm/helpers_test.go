@@ -17,19 +17,21 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tollgate/tollgate/gateway/jsvm"
+
+	"github.com/tollgate/tollgate/specs"
 )
 
 // Env is one spec's fixture: a Host that records what scripts ask of it,
 // captured logs, and the Config scripts are compiled with.
 type Env struct {
 	Host   *recordingHost
-	Logs   *syncBuffer
-	RawLog *syncBuffer
+	Logs   *specs.SyncBuffer
+	RawLog *specs.SyncBuffer
 	Config jsvm.Config
 }
 
 func NewEnv() *Env {
-	env := &Env{Host: newRecordingHost(), Logs: &syncBuffer{}, RawLog: &syncBuffer{}}
+	env := &Env{Host: newRecordingHost(), Logs: &specs.SyncBuffer{}, RawLog: &specs.SyncBuffer{}}
 	env.Config = jsvm.Config{
 		Timeout: 5 * time.Second,
 		Log:     slog.New(slog.NewJSONHandler(env.Logs, nil)),
@@ -99,24 +101,6 @@ func (e *Env) LogRecords() []map[string]any {
 		records = append(records, rec)
 	}
 	return records
-}
-
-// syncBuffer is a bytes.Buffer that concurrent runs may write to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // setCall is one TykSetKeyData call.

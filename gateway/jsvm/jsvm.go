@@ -218,21 +218,8 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 	if err != nil {
 		return fmt.Errorf("listing globals: %w", err)
 	}
-	arr := names.Object()
-	length, err := arr.Get("length")
-	if err != nil {
+	if p.globals, err = stringArray(names); err != nil {
 		return fmt.Errorf("listing globals: %w", err)
-	}
-	n, err := length.ToInteger()
-	if err != nil {
-		return fmt.Errorf("listing globals: %w", err)
-	}
-	for i := range n {
-		name, err := arr.Get(strconv.FormatInt(i, 10))
-		if err != nil {
-			return fmt.Errorf("listing globals: %w", err)
-		}
-		p.globals = append(p.globals, name.String())
 	}
 	for _, n := range p.globals {
 		p.known[n] = struct{}{}
@@ -341,4 +328,29 @@ func (p *Program) Stats() Stats {
 		Timeouts:     p.timeouts.Load(),
 		Idle:         len(p.idle),
 	}
+}
+
+// stringArray reads a JS array of strings.
+func stringArray(v otto.Value) ([]string, error) {
+	arr := v.Object()
+	if arr == nil {
+		return nil, fmt.Errorf("not an array: %s", v)
+	}
+	length, err := arr.Get("length")
+	if err != nil {
+		return nil, err
+	}
+	n, err := length.ToInteger()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, n)
+	for i := range n {
+		item, err := arr.Get(strconv.FormatInt(i, 10))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, item.String())
+	}
+	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/robertkrimen/otto"
 )
@@ -246,21 +245,12 @@ func (p *Program) deleteAllNew(v *vm) error {
 	if err != nil {
 		return fmt.Errorf("listing globals: %w", err)
 	}
-	arr := list.Object()
-	length, err := arr.Get("length")
+	names, err := stringArray(list)
 	if err != nil {
 		return fmt.Errorf("listing globals: %w", err)
 	}
-	n, err := length.ToInteger()
-	if err != nil {
-		return fmt.Errorf("listing globals: %w", err)
-	}
-	for i := range n {
-		name, err := arr.Get(strconv.FormatInt(i, 10))
-		if err != nil {
-			return fmt.Errorf("listing globals: %w", err)
-		}
-		if err := p.deleteIfNew(v, name.String()); err != nil {
+	for _, name := range names {
+		if err := p.deleteIfNew(v, name); err != nil {
 			return err
 		}
 	}
