@@ -136,14 +136,22 @@ func Start(n int, opts ...Option) (*Cluster, error) {
 	return c, nil
 }
 
-// clockTick is how often the nodes' clocks follow the wall clock, and so
-// the resolution of TIME and of TTL expiry while the clock is not pinned.
+// clockTick is how often the nodes' clocks follow the wall clock while it
+// is not pinned: a key whose TTL has run out may still be read for up to
+// one tick (real Redis expires lazily and in sampled rounds too).
 const clockTick = 50 * time.Millisecond
+
+// ttlClockStep: before a command that sets a TTL the node's clock is
+// brought to now unless it is closer than this. A key's TTL then starts
+// from when it was set, to within this step, instead of losing the time
+// since the last tick.
+const ttlClockStep = time.Millisecond
 
 // startClock keeps every node's clock at the wall clock, one tick at a
 // time. miniredis ages every key of a node whenever its clock has moved,
-// which costs a sort of all its keys; moving the clock once a tick instead
-// of on every command keeps that cost off the request path.
+// which costs a sort of all its keys; moving the clock once a tick (and
+// before commands that set a TTL) instead of on every command keeps that
+// cost off most of the request path.
 func (c *Cluster) startClock() {
 	c.clockStop, c.clockDone = make(chan struct{}), make(chan struct{})
 	c.tick(time.Now())
@@ -164,13 +172,8 @@ func (c *Cluster) startClock() {
 
 // tick sets every node's clock to now, unless SetTime pinned them.
 func (c *Cluster) tick(now time.Time) {
-	c.admin.Lock()
-	defer c.admin.Unlock()
-	if c.pinned || c.closed {
-		return
-	}
 	for _, n := range c.nodes {
-		n.m.SetTime(now)
+		n.advanceClock(now, 0)
 	}
 }
 
@@ -221,7 +224,7 @@ func (c *Cluster) FastForward(d time.Duration) {
 	if c.pinned {
 		c.now = c.now.Add(d)
 		for _, n := range c.nodes {
-			n.m.SetTime(c.now)
+			n.pinClock(c.now)
 		}
 		return
 	}
@@ -238,7 +241,7 @@ func (c *Cluster) SetTime(t time.Time) {
 	defer c.admin.Unlock()
 	c.pinned, c.now = true, t
 	for _, n := range c.nodes {
-		n.m.SetTime(t)
+		n.pinClock(t)
 	}
 }
 

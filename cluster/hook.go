@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2/server"
 )
@@ -103,6 +104,9 @@ func (n *Node) keyed(srv *server.Server, p *server.Peer, cmd string, args []stri
 	if msg := n.redirect(keys.slot); msg != "" {
 		p.WriteError(msg)
 		return true
+	}
+	if setsTTL(cmd, args) {
+		n.advanceClock(time.Now(), ttlClockStep)
 	}
 	n.dispatch(srv, p, append([]string{cmd}, args...))
 	return true
@@ -240,6 +244,8 @@ func (n *Node) exec(srv *server.Server, p *server.Peer) bool {
 		p.WriteError(msg)
 		return true
 	}
+	// A transaction may set TTLs (the rate limiter's PEXPIRE does).
+	n.advanceClock(time.Now(), ttlClockStep)
 	n.dispatch(srv, p, []string{"EXEC"})
 	return true
 }
@@ -303,4 +309,22 @@ func (n *Node) info(srv *server.Server, p *server.Peer, args []string) bool {
 	}
 	p.WriteBulk(strings.TrimRight(text, "\r\n") + "\r\n\r\n" + clusterInfoSection)
 	return true
+}
+
+// setsTTL tells whether a command gives a key a TTL, so the node's clock
+// is brought to now first (see ttlClockStep).
+func setsTTL(cmd string, args []string) bool {
+	switch cmd {
+	case "SETEX", "PSETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "GETEX", "RESTORE",
+		"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "HEXPIRE", "HSETEX":
+		return true
+	case "SET":
+		for _, a := range args[min(2, len(args)):] {
+			switch strings.ToUpper(a) {
+			case "EX", "PX", "EXAT", "PXAT":
+				return true
+			}
+		}
+	}
+	return false
 }

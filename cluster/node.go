@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/alicebob/miniredis/v2/server"
@@ -33,6 +34,12 @@ type Node struct {
 	// internal holds the connections whose current command the node is
 	// executing itself after routing it, so that the hook lets it through.
 	internal sync.Map // *server.Peer -> struct{}
+
+	// clockMu orders the changes of the node's clock: ticks, the
+	// freshening before TTL commands, and SetTime, which pins it.
+	clockMu     sync.Mutex
+	clockAt     time.Time
+	clockPinned bool
 
 	// txs tracks, per connection inside MULTI, the slot its queued commands
 	// touch, to refuse an EXEC across slots as Redis Cluster does.
@@ -155,4 +162,25 @@ func (n *Node) Restart() error {
 	c.mu.Unlock()
 	n.serve()
 	return nil
+}
+
+// advanceClock moves the node's clock to now, unless it is pinned or
+// already within step of now. The clock never moves backwards.
+func (n *Node) advanceClock(now time.Time, step time.Duration) {
+	n.clockMu.Lock()
+	defer n.clockMu.Unlock()
+	if n.clockPinned || now.Sub(n.clockAt) <= step {
+		return
+	}
+	n.clockAt = now
+	n.m.SetTime(now)
+}
+
+// pinClock sets the node's clock to t and keeps it there: ticks and TTL
+// commands no longer move it.
+func (n *Node) pinClock(t time.Time) {
+	n.clockMu.Lock()
+	defer n.clockMu.Unlock()
+	n.clockPinned, n.clockAt = true, t
+	n.m.SetTime(t)
 }
