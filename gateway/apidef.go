@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -42,6 +43,9 @@ type APIDefinition struct {
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
+	// EventHandlers are what the API does when an event fires, e.g. a
+	// webhook on KeyExpired.
+	EventHandlers EventHandlerSection `json:"event_handlers"`
 
 	// file is where the definition was read from; "" when built in code.
 	file string
@@ -62,6 +66,21 @@ type AuthConfig struct {
 	// the header name); it wins over header and parameter when present.
 	UseCookie  bool   `json:"use_cookie"`
 	CookieName string `json:"cookie_name"`
+}
+
+// EventHandlerSection is event_handlers, in an API definition or tyk.conf.
+type EventHandlerSection struct {
+	// Events maps an event name (KeyExpired) to its handlers.
+	Events map[string][]EventHandlerEntry `json:"events"`
+}
+
+// EventHandlerEntry is one handler of an event.
+type EventHandlerEntry struct {
+	// HandlerName is "eh_web_hook_handler" (a webhook) or "eh_log_handler".
+	HandlerName string `json:"handler_name"`
+	// HandlerMeta configures the handler; for a webhook see
+	// event.WebhookConfig.
+	HandlerMeta json.RawMessage `json:"handler_meta"`
 }
 
 // MiddlewareSection is the definition's custom_middleware section.

@@ -60,6 +60,9 @@ type Config struct {
 	// JSVMTimeout bounds each JS middleware run, in seconds. Default 5. A
 	// run that takes longer is interrupted and the request gets 500.
 	JSVMTimeout float64 `json:"jsvm_timeout"`
+	// EventHandlers are handlers for events of every API, next to each
+	// API's own.
+	EventHandlers EventHandlerSection `json:"event_handlers"`
 	// LocalSessionCache keeps sessions in memory for a few seconds.
 	LocalSessionCache LocalSessionCache `json:"local_session_cache"`
 	// HealthCheckEndpointName is the path of the liveness endpoint.

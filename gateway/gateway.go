@@ -35,14 +35,19 @@ type Gateway struct {
 	sessions *session.Store
 	cache    *session.Cache
 	events   *event.Bus
-	windows  [2]*limit.Window // [0] non-transactional, [1] transactional
-	quota    *limit.Quota
+	// globalEvents are tyk.conf's event handlers.
+	globalEvents map[event.Name][]eventHandler
+	// eventCtx bounds event handlers; Shutdown cancels it when its own
+	// deadline passes, so a slow webhook cannot hold shutdown up.
+	eventCtx    context.Context
+	eventCancel context.CancelFunc
+	windows      [2]*limit.Window // [0] non-transactional, [1] transactional
+	quota        *limit.Quota
 
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
 
 	shutdownOnce sync.Once
-	shutdownErr  error
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -107,6 +112,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	g.sessions = session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys})
 	g.cache = session.NewCache(cfg.LocalSessionCache.ttl(), sessionCacheSize, g.now)
 	g.events = event.NewBus(event.Options{})
+	g.eventCtx, g.eventCancel = context.WithCancel(context.Background())
 	for i, transactional := range []bool{false, true} {
 		g.windows[i] = limit.NewWindow(g.store.Client, limit.WindowOptions{
 			Transactional: transactional,
@@ -115,6 +121,16 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		})
 	}
 	g.quota = limit.NewQuota(g.store.Client, g.now)
+	global, warnings, err := g.compileEventHandlers(cfg.EventHandlers, "tyk.conf event_handlers")
+	if err != nil {
+		_ = g.Shutdown(context.Background())
+		return nil, err
+	}
+	for _, w := range warnings {
+		g.log.Warn(w)
+	}
+	g.globalEvents = global
+	g.events.Subscribe(g.dispatchEvent)
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
 		return nil, err
@@ -247,14 +263,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Shutdown releases what the gateway holds: it delivers queued events
-// (until ctx ends), closes idle upstream connections and the store it
-// opened (including the embedded cluster). Stop the Server in front of it
-// first so no request is in flight. Safe to call twice.
+// until ctx ends (then cuts off webhooks in flight and drops the rest),
+// closes idle upstream connections and the store it opened (including the
+// embedded cluster). Stop the Server in front of it
+// first so no request is in flight. Later calls do nothing and return nil.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := errAlreadyShutDown
 	g.shutdownOnce.Do(func() {
+		stop := context.AfterFunc(ctx, g.eventCancel)
 		evErr := g.events.Close(ctx)
+		stop()
+		g.eventCancel()
 		g.transport.CloseIdleConnections()
-		g.shutdownErr = errors.Join(evErr, g.store.Close())
+		err = errors.Join(evErr, g.store.Close())
 	})
-	return g.shutdownErr
+	if err == errAlreadyShutDown {
+		return nil
+	}
+	return err
 }
+
+// errAlreadyShutDown marks a Shutdown call after the first: it has nothing
+// left to do and reports nothing.
+var errAlreadyShutDown = errors.New("already shut down")

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/gateway/event"
 )
 
 // versionExpiryLayout is the format of version_data.versions.*.expires.
@@ -24,6 +26,8 @@ type apiSpec struct {
 	fixed    *versionSpec
 	fallback *versionSpec // default_version
 	chain    []step
+	// events are the API's event handlers by event name.
+	events map[event.Name][]eventHandler
 }
 
 // versionSpec is one version, compiled.
@@ -83,6 +87,12 @@ func (g *Gateway) compileAPI(def *APIDefinition) (*apiSpec, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	events, ws, err := g.compileEventHandlers(def.EventHandlers, "event_handlers")
+	if err != nil {
+		return nil, nil, err
+	}
+	api.events = events
+	warnings = append(warnings, ws...)
 	api.chain = g.buildChain(api, js)
 	return api, warnings, nil
 }

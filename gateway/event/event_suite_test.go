@@ -1,0 +1,19 @@
+package event_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/specs"
+)
+
+var _ = BeforeEach(specs.GuardAgainstLeaks)
+
+var _ = BeforeSuite(specs.SendRedisLogsToGinkgo)
+
+func TestEvent(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Event Suite", Label("webhook"))
+}

@@ -1,0 +1,245 @@
+package event_test
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/gateway/event"
+)
+
+// receivedWebhook is one request as a webhook target saw it.
+type receivedWebhook struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// webhookSink is a webhook target that records every request and answers
+// with its status (204 unless set).
+type webhookSink struct {
+	URL string
+
+	mu       sync.Mutex
+	received []receivedWebhook
+	status   int
+	// arrived, when set, is told of each request and hold, when set, is
+	// waited for before answering: a spec can keep a delivery in flight.
+	arrived chan<- struct{}
+	hold    <-chan struct{}
+}
+
+// StartWebhookSink starts a webhook target on 127.0.0.1 that is closed when
+// the spec ends.
+func StartWebhookSink() *webhookSink {
+	GinkgoHelper()
+	s := &webhookSink{status: http.StatusNoContent}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	DeferCleanup(srv.Close)
+	s.URL = srv.URL + "/hook"
+	return s
+}
+
+func (s *webhookSink) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.received = append(s.received, receivedWebhook{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	status, arrived, hold := s.status, s.arrived, s.hold
+	s.mu.Unlock()
+	if arrived != nil {
+		arrived <- struct{}{}
+	}
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}
+	w.WriteHeader(status)
+}
+
+// Received returns the requests so far.
+func (s *webhookSink) Received() []receivedWebhook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]receivedWebhook(nil), s.received...)
+}
+
+// Last returns the latest request; the spec fails if there is none.
+func (s *webhookSink) Last() receivedWebhook {
+	GinkgoHelper()
+	got := s.Received()
+	Expect(got).NotTo(BeEmpty(), "the webhook target received nothing")
+	return got[len(got)-1]
+}
+
+// AnswerWith makes the sink answer every further request with status.
+func (s *webhookSink) AnswerWith(status int) {
+	s.mu.Lock()
+	s.status = status
+	s.mu.Unlock()
+}
+
+// HoldRequests makes the sink report each request on arrived and answer it
+// only once hold is closed (or the client gives up).
+func (s *webhookSink) HoldRequests(arrived chan<- struct{}, hold <-chan struct{}) {
+	s.mu.Lock()
+	s.arrived, s.hold = arrived, hold
+	s.mu.Unlock()
+}
+
+// StartSlowWebhookTarget starts a target that never answers: each request
+// waits until the client gives up.
+func StartSlowWebhookTarget() string {
+	GinkgoHelper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client hanging up, and ends r's context,
+		// only once the body has been read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	DeferCleanup(srv.Close)
+	return srv.URL + "/hook"
+}
+
+// DeadWebhookTarget returns the URL of a port on 127.0.0.1 that nothing
+// listens on any more: connections to it are refused.
+func DeadWebhookTarget() string {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	addr := l.Addr().String()
+	Expect(l.Close()).To(Succeed())
+	return "http://" + addr + "/hook"
+}
+
+// NewHTTPClient returns a client with timeout whose idle connections are
+// closed when the spec ends.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	GinkgoHelper()
+	transport := &http.Transport{}
+	DeferCleanup(transport.CloseIdleConnections)
+	return &http.Client{Timeout: timeout, Transport: transport}
+}
+
+// SeedTemplateDir is the seed's tyk.conf template_path, resolved.
+func SeedTemplateDir() string {
+	GinkgoHelper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "fixtures", "seed", "templates"))
+	Expect(err).NotTo(HaveOccurred())
+	return dir
+}
+
+// WriteTemplate writes a template into a directory of the spec's own and
+// returns its absolute path.
+func WriteTemplate(text string) string {
+	GinkgoHelper()
+	path := filepath.Join(GinkgoT().TempDir(), "webhook.json")
+	Expect(os.WriteFile(path, []byte(text), 0o600)).To(Succeed())
+	return path
+}
+
+// SpecLog is a logger that writes to the spec's output.
+func SpecLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// BuildWebhook builds a webhook and fails the spec on error.
+func BuildWebhook(conf event.WebhookConfig, o event.WebhookOptions) *event.Webhook {
+	GinkgoHelper()
+	if o.Log == nil {
+		o.Log = SpecLog()
+	}
+	w, _, err := event.NewWebhook(conf, o)
+	Expect(err).NotTo(HaveOccurred())
+	return w
+}
+
+// StartCluster starts a simulated Redis Cluster that is closed when the spec
+// ends.
+func StartCluster() *cluster.Cluster {
+	GinkgoHelper()
+	c, err := cluster.Start(cluster.DefaultNodes)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(c.Close)
+	return c
+}
+
+// ConnectGateway returns the go-redis client one gateway would use for the
+// cluster, closed when the spec ends. The short waits make a failure show
+// at once instead of after go-redis's production retries.
+func ConnectGateway(c *cluster.Cluster) *redis.ClusterClient {
+	GinkgoHelper()
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:              c.Addrs(),
+		MaxRedirects:       3,
+		MinRetryBackoff:    time.Millisecond,
+		MaxRetryBackoff:    10 * time.Millisecond,
+		DialTimeout:        time.Second,
+		DialerRetries:      1,
+		DialerRetryTimeout: time.Millisecond,
+		ReadTimeout:        time.Second,
+		PoolSize:           100,
+	})
+	DeferCleanup(client.Close)
+	return client
+}
+
+// ConnectUnreachableStore returns a Redis client whose server is gone.
+func ConnectUnreachableStore() *redis.Client {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	addr := l.Addr().String()
+	Expect(l.Close()).To(Succeed())
+	client := redis.NewClient(&redis.Options{
+		Addr:            addr,
+		MaxRetries:      -1,
+		DialTimeout:     time.Second,
+		DialerRetries:   1,
+		DisableIdentity: true,
+	})
+	DeferCleanup(client.Close)
+	return client
+}
+
+// WebhookMarkers returns the dedupe keys stored on any node, with their TTLs.
+func WebhookMarkers(c *cluster.Cluster) map[string]time.Duration {
+	GinkgoHelper()
+	markers := map[string]time.Duration{}
+	for _, node := range c.Nodes() {
+		m := node.Miniredis()
+		for _, k := range m.Keys() {
+			markers[k] = m.TTL(k)
+		}
+	}
+	return markers
+}
+
+// KeyExpiredEvent is the event the gateway fires for an expired key.
+func KeyExpiredEvent(key string) event.Event {
+	return event.Event{
+		Type:      event.KeyExpired,
+		APIID:     "security",
+		TimeStamp: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC),
+		Meta: event.KeyFailureMeta{
+			Message:            "Attempted access from expired key.",
+			Path:               "/security/refresh",
+			Origin:             "10.0.0.7",
+			Key:                key,
+			OriginatingRequest: "R0VUIC8gSFRUUC8xLjENCg==",
+		},
+	}
+}
