@@ -41,8 +41,8 @@ type Gateway struct {
 	// deadline passes, so a slow webhook cannot hold shutdown up.
 	eventCtx    context.Context
 	eventCancel context.CancelFunc
-	windows      [2]*limit.Window // [0] non-transactional, [1] transactional
-	quota        *limit.Quota
+	windows     [2]*limit.Window // [0] non-transactional, [1] transactional
+	quota       *limit.Quota
 
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
@@ -265,8 +265,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Shutdown releases what the gateway holds: it delivers queued events
 // until ctx ends (then cuts off webhooks in flight and drops the rest),
 // closes idle upstream connections and the store it opened (including the
-// embedded cluster). Stop the Server in front of it
-// first so no request is in flight. Later calls do nothing and return nil.
+// embedded cluster). Stop the Server in front of it first so no request is
+// in flight. Later calls do nothing and return nil.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := errAlreadyShutDown
 	g.shutdownOnce.Do(func() {
