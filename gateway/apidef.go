@@ -43,6 +43,8 @@ type APIDefinition struct {
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
+	// DoNotTrack leaves the API's requests out of analytics.
+	DoNotTrack bool `json:"do_not_track"`
 	// EventHandlers are what the API does when an event fires, e.g. a
 	// webhook on KeyExpired.
 	EventHandlers EventHandlerSection `json:"event_handlers"`

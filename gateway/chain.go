@@ -78,17 +78,19 @@ type call struct {
 func (c *call) keyHash() string { return session.Hash(c.key) }
 
 // serve runs the chain, then proxies if every step let the request pass.
-func (api *apiSpec) serve(w http.ResponseWriter, r *http.Request, now time.Time) {
+// It returns what the chain learnt, for analytics.
+func (api *apiSpec) serve(w http.ResponseWriter, r *http.Request, now time.Time) *call {
 	c := &call{w: w, r: r, api: api, now: now, path: relativePath(r.URL.Path, api.listenPath)}
 	for _, s := range api.chain {
 		if !s.serve(c) {
-			return
+			return c
 		}
 	}
 	if c.sessionDirty {
 		api.gw.writeSession(c)
 	}
 	c.version.proxy.ServeHTTP(w, r)
+	return c
 }
 
 // relativePath is path below the listen path, always starting with "/".

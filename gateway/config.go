@@ -60,6 +60,12 @@ type Config struct {
 	// JSVMTimeout bounds each JS middleware run, in seconds. Default 5. A
 	// run that takes longer is interrupted and the request gets 500.
 	JSVMTimeout float64 `json:"jsvm_timeout"`
+	// EnableAnalytics records every request (time, API, method, path,
+	// status, latency, hashed key, client IP) to the Redis list
+	// analytics-tyk-system-analytics, in batches, off the request path.
+	EnableAnalytics bool `json:"enable_analytics"`
+	// AnalyticsConfig tunes the recording.
+	AnalyticsConfig AnalyticsConfig `json:"analytics_config"`
 	// EventHandlers are handlers for events of every API, next to each
 	// API's own.
 	EventHandlers EventHandlerSection `json:"event_handlers"`

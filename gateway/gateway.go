@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ type Gateway struct {
 	now        func() time.Time
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	rawLog     io.Writer // where JS rawlog() writes
+	tlsConfig  *tls.Config
 	store      *storage.Store
 	transport  *http.Transport
 	healthPath string
@@ -43,6 +45,8 @@ type Gateway struct {
 	eventCancel context.CancelFunc
 	windows     [2]*limit.Window // [0] non-transactional, [1] transactional
 	quota       *limit.Quota
+
+	analytics *analyticsRecorder // nil when enable_analytics is off
 
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
@@ -78,6 +82,12 @@ func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 	return func(g *Gateway) { g.dial = dial }
 }
 
+// WithTLSConfig sets the TLS configuration of upstream and webhook
+// connections, e.g. the roots to trust. Default: Go's.
+func WithTLSConfig(c *tls.Config) Option {
+	return func(g *Gateway) { g.tlsConfig = c }
+}
+
 // WithRawLog is where JS middleware's rawlog() writes. Default: nowhere.
 func WithRawLog(w io.Writer) Option {
 	return func(g *Gateway) { g.rawLog = w }
@@ -109,6 +119,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		g.store = store
 	}
 	g.transport = newTransport(cfg.proxyTimeout(), g.dial)
+	g.transport.TLSClientConfig = g.tlsConfig
 	g.sessions = session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys})
 	g.cache = session.NewCache(cfg.LocalSessionCache.ttl(), sessionCacheSize, g.now)
 	g.events = event.NewBus(event.Options{})
@@ -131,6 +142,9 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	g.globalEvents = global
 	g.events.Subscribe(g.dispatchEvent)
+	if cfg.EnableAnalytics {
+		g.analytics = newAnalyticsRecorder(g.store.Client, cfg.AnalyticsConfig)
+	}
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
 		return nil, err
@@ -259,11 +273,40 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CauseUnknownPath, msgUnknownPath)
 		return
 	}
-	api.serve(w, r, g.now())
+	if g.analytics == nil || api.def.DoNotTrack {
+		api.serve(w, r, g.now())
+		return
+	}
+	start := g.now()
+	sw := &statusWriter{ResponseWriter: w}
+	c := api.serve(sw, r, start)
+	rec := AnalyticsRecord{
+		TimeStamp: start, APIID: api.def.APIID, APIName: api.def.Name, OrgID: api.def.OrgID,
+		Method: r.Method, Path: path, ResponseCode: sw.status,
+		RequestTime: g.now().Sub(start).Milliseconds(),
+		IPAddress:   clientIP(r), UserAgent: r.UserAgent(),
+	}
+	if c.version != nil {
+		rec.APIVersion = c.version.name
+	}
+	if c.key != "" {
+		rec.APIKey = c.keyHash()
+	}
+	g.analytics.record(rec)
+}
+
+// AnalyticsDropped counts analytics records dropped because the buffer was
+// full or Redis refused them.
+func (g *Gateway) AnalyticsDropped() uint64 {
+	if g.analytics == nil {
+		return 0
+	}
+	return g.analytics.dropped.Load()
 }
 
 // Shutdown releases what the gateway holds: it delivers queued events
 // until ctx ends (then cuts off webhooks in flight and drops the rest),
+// writes the analytics records still buffered,
 // closes idle upstream connections and the store it opened (including the
 // embedded cluster). Stop the Server in front of it first so no request is
 // in flight. Later calls do nothing and return nil.
@@ -274,8 +317,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		evErr := g.events.Close(ctx)
 		stop()
 		g.eventCancel()
+		var anErr error
+		if g.analytics != nil {
+			anErr = g.analytics.close(ctx)
+		}
 		g.transport.CloseIdleConnections()
-		err = errors.Join(evErr, g.store.Close())
+		err = errors.Join(evErr, anErr, g.store.Close())
 	})
 	if err == errAlreadyShutDown {
 		return nil

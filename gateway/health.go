@@ -13,6 +13,9 @@ type healthReport struct {
 	Status      string                 `json:"status"` // "pass" or "fail"
 	Description string                 `json:"description"`
 	Details     map[string]healthCheck `json:"details"`
+	// Dropped counts what the gateway let go rather than hold requests up:
+	// events (a full event queue) and analytics records (a full buffer).
+	Dropped map[string]uint64 `json:"dropped"`
 }
 
 type healthCheck struct {
@@ -40,6 +43,7 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	report.Details["redis"] = redisCheck
+	report.Dropped = map[string]uint64{"events": g.events.Dropped(), "analytics": g.AnalyticsDropped()}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(report)

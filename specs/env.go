@@ -7,6 +7,8 @@ package specs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,6 +73,22 @@ type envSettings struct {
 	aliases   []string // upstream host names that reach the recording upstream
 	baseDir   string   // where relative paths in the config resolve
 	wallClock bool
+	// hosts maps further upstream host names to addresses (host:port).
+	hosts map[string]string
+	roots *x509.CertPool
+}
+
+// WithUpstreamAt makes the gateways reach addr (host:port) when a
+// definition names host, trusting roots for HTTPS: for a webhook target
+// such as the seed's https://api/... .
+func WithUpstreamAt(host, addr string, roots *x509.CertPool) EnvOption {
+	return func(s *envSettings) {
+		if s.hosts == nil {
+			s.hosts = map[string]string{}
+		}
+		s.hosts[host] = addr
+		s.roots = roots
+	}
 }
 
 // WithBaseDir resolves relative paths of tyk.conf and of API definitions
@@ -161,6 +179,7 @@ func (e *Env) StartGateway() *Instance {
 		gateway.WithLogger(log),
 		gateway.WithClock(e.Clock.Now),
 		gateway.WithDialer(e.dialer()),
+		gateway.WithTLSConfig(&tls.Config{RootCAs: e.settings.roots}),
 	)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) error { return gw.Shutdown(ctx) }, NodeTimeout(10*time.Second))
@@ -178,12 +197,14 @@ func (e *Env) StartGateway() *Instance {
 // upstream and everything else as usual.
 func (e *Env) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	upstream := strings.TrimPrefix(e.Upstream.URL, "http://")
-	aliases := e.settings.aliases
+	aliases, hosts := e.settings.aliases, e.settings.hosts
 	var d net.Dialer
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err == nil && slices.Contains(aliases, host) {
 			addr = upstream
+		} else if to, ok := hosts[host]; ok && err == nil {
+			addr = to
 		}
 		return d.DialContext(ctx, network, addr)
 	}

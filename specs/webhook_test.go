@@ -2,9 +2,11 @@ package specs_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -131,6 +133,61 @@ var _ = Describe("KeyExpired webhooks", Label("webhook"), func() {
 			Expect(env.Get("/hooked/", "x-key", expired).StatusCode).To(Equal(http.StatusUnauthorized))
 			eventsHandled(ctx, env.Instance, 1)
 			Expect(env.Logs()).To(ContainSubstring("event handler failed"))
+		}, SpecTimeout(10*time.Second))
+	})
+})
+
+var _ = Describe("The seed API's KeyExpired webhook", Label("seed", "webhook"), func() {
+	var (
+		env  *specs.Env
+		sink *specs.RecordingUpstream
+		key  string
+	)
+
+	BeforeEach(func() {
+		// fixtures/seed unchanged: its webhook target is
+		// https://api/security/authorization/timeout, which reaches an HTTPS
+		// sink whose root the gateway trusts; its template_path
+		// "default_webhook.json" resolves against template_path "templates"
+		// of fixtures/seed.
+		var roots *x509.CertPool
+		sink, roots = specs.StartTLSRecordingUpstream("api")
+		env = specs.NewEnv(
+			specs.WithConfig(`{"secret": "s", "enable_jsvm": true, "template_path": "templates"}`),
+			specs.WithBaseDir(seedPath()),
+			specs.WithAPI(seedAPI()),
+			specs.WithUpstreamHost("java"),
+			specs.WithUpstreamAt("api", strings.TrimPrefix(sink.URL, "https://"), roots),
+		)
+		key = env.IssueKey(grantTo(seedAPIID, fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(-time.Second).Unix())))
+	})
+
+	When("a request for v1 carries a key whose expires is past", func() {
+		It("answers 401 Key has expired, please renew", func() {
+			Expect(env.Get("/security/users", "x-api-version", "v1", "security", key).StatusCode).To(Equal(http.StatusUnauthorized))
+		})
+
+		It("posts exactly one webhook with the template's JSON, the header_map headers and the key", func(ctx SpecContext) {
+			env.Get("/security/users", "x-api-version", "v1", "security", key)
+			env.Get("/security/users", "x-api-version", "v1", "security", key) // within event_timeout: not sent again
+			eventsHandled(ctx, env.Instance, 2)
+			Expect(sink.Requests()).To(HaveLen(1))
+			hook := sink.LastRequest()
+			Expect(hook.Method).To(Equal(http.MethodPost))
+			Expect(hook.Path).To(Equal("/security/authorization/timeout"))
+			Expect(hook.Headers.Get("X-Env")).To(Equal("***"))
+			Expect(hook.Headers.Get("X-Api-Version")).To(Equal("v1"))
+			var body map[string]any
+			Expect(json.Unmarshal([]byte(hook.Body), &body)).To(Succeed())
+			Expect(body).To(And(HaveKeyWithValue("event", "KeyExpired"), HaveKeyWithValue("key", key)))
+		}, SpecTimeout(10*time.Second))
+
+		It("posts it again once the seed's event_timeout of 10 s has passed", func(ctx SpecContext) {
+			env.Get("/security/users", "x-api-version", "v1", "security", key)
+			eventsHandled(ctx, env.Instance, 1)
+			env.Clock.Advance(10 * time.Second)
+			env.Get("/security/users", "x-api-version", "v1", "security", key)
+			Eventually(sink.Requests).WithContext(ctx).Should(HaveLen(2))
 		}, SpecTimeout(10*time.Second))
 	})
 })
