@@ -10,6 +10,8 @@ import (
 // The request path of every API, in order. This is the one place that
 // fixes it; the README repeats it.
 //
+//  0. CORS           preflights answered before anything else; CORS
+//     headers on every response, errors included
 //  1. version        resolve the API version (header, url-param or url),
 //     refuse missing, unknown or expired versions; apply
 //     extended_paths: black_list and white_list refuse,
@@ -22,12 +24,15 @@ import (
 //  5. rate limit     sliding window per key in Redis
 //  6. quota          requests per renewal period per key in Redis
 //  7. JS post        custom_middleware.post
-//  8. session write  a session changed by JS is stored, once
-//  9. proxy          forward to the version's target (or target_url)
+//  8. cache          a cached response answers here; a miss is stored
+//     after the proxy
+//  9. session write  a session changed by JS is stored, once
+//  10. proxy         forward to the version's target (or target_url)
 //
 // Ignored paths skip 3 to 6.
-func (g *Gateway) buildChain(api *apiSpec, js map[string][]step) []step {
-	steps := []step{versionCheck{}}
+func (g *Gateway) buildChain(api *apiSpec, js map[string][]step, cors, cache []step) []step {
+	steps := append([]step(nil), cors...)
+	steps = append(steps, versionCheck{})
 	steps = append(steps, js[hookPre]...)
 	if !api.def.UseKeylessAccess {
 		steps = append(steps, newAuthToken(g, api.def.Auth))
@@ -40,6 +45,7 @@ func (g *Gateway) buildChain(api *apiSpec, js map[string][]step) []step {
 		steps = append(steps, js[hookPostKeyAuth]...)
 	}
 	steps = append(steps, js[hookPost]...)
+	steps = append(steps, cache...)
 	return steps
 }
 
@@ -72,6 +78,11 @@ type call struct {
 
 	body     []byte // read once, for JS middleware
 	bodyRead bool
+
+	// afterProxy run, in order, once the proxy has answered (a cache miss
+	// stores the response there). Steps may also replace w to see the
+	// response the proxy writes.
+	afterProxy []func()
 }
 
 // keyHash names the key in logs without revealing it.
@@ -89,7 +100,10 @@ func (api *apiSpec) serve(w http.ResponseWriter, r *http.Request, now time.Time)
 	if c.sessionDirty {
 		api.gw.writeSession(c)
 	}
-	c.version.proxy.ServeHTTP(w, r)
+	c.version.proxy.ServeHTTP(c.w, r)
+	for _, f := range c.afterProxy {
+		f()
+	}
 	return c
 }
 

@@ -93,7 +93,17 @@ func (g *Gateway) compileAPI(def *APIDefinition) (*apiSpec, []string, error) {
 	}
 	api.events = events
 	warnings = append(warnings, ws...)
-	api.chain = g.buildChain(api, js)
+	cors, ws, err := g.corsSteps(def)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings = append(warnings, ws...)
+	cache, ws, err := g.cacheSteps(def)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings = append(warnings, ws...)
+	api.chain = g.buildChain(api, js, cors, cache)
 	return api, warnings, nil
 }
 
