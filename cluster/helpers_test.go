@@ -10,6 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/cluster"
+
+	"github.com/tollgate/tollgate/specs"
 )
 
 // StartCluster starts a cluster of n nodes that is closed when the spec ends.
@@ -21,32 +23,11 @@ func StartCluster(n int, opts ...cluster.Option) *cluster.Cluster {
 	return c
 }
 
-// ConnectClusterClient returns an unmodified go-redis ClusterClient that
-// knows one node only, as an application configured with a single seed.
-//
-// go-redis's defaults suit a production cluster: five dial attempts 100ms
-// apart, retry backoff up to a second and five-second timeouts. Against a
-// killed node every command would then take seconds to fail, so the failure
-// specs could not tell a prompt error from a hang. The options below keep
-// the same behaviour (redirects followed, transient errors retried) with
-// short waits. PoolSize is raised because go-redis starts a background
-// redial probe once a node's pool has seen PoolSize failed dials, and that
-// probe outlives Close by up to a second, which the leak guard reports.
+// ConnectClusterClient returns an unmodified go-redis ClusterClient seeded
+// with one node's address, with the harness's fast-failing options.
 func ConnectClusterClient(seed string) *redis.ClusterClient {
 	GinkgoHelper()
-	client := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:              []string{seed},
-		MaxRedirects:       3,
-		MinRetryBackoff:    time.Millisecond,
-		MaxRetryBackoff:    10 * time.Millisecond,
-		DialTimeout:        time.Second,
-		DialerRetries:      1,
-		DialerRetryTimeout: time.Millisecond,
-		ReadTimeout:        time.Second,
-		PoolSize:           100,
-	})
-	DeferCleanup(client.Close)
-	return client
+	return specs.ConnectCluster(seed)
 }
 
 // ConnectToNode returns a plain client that talks to one node only and

@@ -353,3 +353,33 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// ConnectCluster returns a go-redis ClusterClient on addrs (one address is
+// enough), closed when the spec ends.
+//
+// go-redis's defaults suit production: five dial attempts 100 ms apart,
+// retry backoff up to half a second, several retries. Against a killed node
+// a command would then take seconds to fail, and failure specs could not
+// tell a prompt error from a hang; these options keep the behaviour
+// (redirects followed, one retry) with short waits. PoolSize is raised
+// because go-redis starts a background redial probe once a node's pool has
+// seen PoolSize failed dials, and that probe outlives Close by up to a
+// second, which the leak guard would report.
+func ConnectCluster(addrs ...string) *redis.ClusterClient {
+	GinkgoHelper()
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:              addrs,
+		MaxRedirects:       3,
+		MaxRetries:         1,
+		MinRetryBackoff:    time.Millisecond,
+		MaxRetryBackoff:    10 * time.Millisecond,
+		DialTimeout:        time.Second,
+		DialerRetries:      1,
+		DialerRetryTimeout: time.Millisecond,
+		ReadTimeout:        time.Second,
+		WriteTimeout:       time.Second,
+		PoolSize:           100,
+	})
+	DeferCleanup(client.Close)
+	return client
+}

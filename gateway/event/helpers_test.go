@@ -17,6 +17,8 @@ import (
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/gateway/event"
+
+	"github.com/tollgate/tollgate/specs"
 )
 
 // receivedWebhook is one request as a webhook target saw it.
@@ -182,19 +184,7 @@ func StartCluster() *cluster.Cluster {
 // at once instead of after go-redis's production retries.
 func ConnectGateway(c *cluster.Cluster) *redis.ClusterClient {
 	GinkgoHelper()
-	client := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:              c.Addrs(),
-		MaxRedirects:       3,
-		MinRetryBackoff:    time.Millisecond,
-		MaxRetryBackoff:    10 * time.Millisecond,
-		DialTimeout:        time.Second,
-		DialerRetries:      1,
-		DialerRetryTimeout: time.Millisecond,
-		ReadTimeout:        time.Second,
-		PoolSize:           100,
-	})
-	DeferCleanup(client.Close)
-	return client
+	return specs.ConnectCluster(c.Addrs()...)
 }
 
 // ConnectUnreachableStore returns a Redis client whose server is gone.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/gateway/limit"
+
+	"github.com/tollgate/tollgate/specs"
 )
 
 // t0 is where every spec pins the clock. Its Unix nanoseconds, and those of
@@ -48,32 +50,10 @@ func NewEnv() *Env {
 }
 
 // Connect returns another ClusterClient on the cluster, as a second gateway
-// would have.
-//
-// go-redis's defaults suit production: five dial attempts 100ms apart,
-// retry backoff up to half a second, three retries. Against a killed node a
-// command would then take seconds to fail, and the failure specs could not
-// tell a prompt error from a hang; the options below keep the behaviour
-// (redirects followed, one retry) with short waits. PoolSize is raised
-// because go-redis starts a background redial probe once a node's pool has
-// seen PoolSize failed dials, and that probe outlives Close by up to a
-// second, which the leak guard would report.
+// would have, with the harness's fast-failing options.
 func (e *Env) Connect() *redis.ClusterClient {
 	GinkgoHelper()
-	client := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:              e.Cluster.Addrs(),
-		MaxRetries:         1,
-		MinRetryBackoff:    time.Millisecond,
-		MaxRetryBackoff:    5 * time.Millisecond,
-		DialTimeout:        time.Second,
-		DialerRetries:      1,
-		DialerRetryTimeout: time.Millisecond,
-		ReadTimeout:        time.Second,
-		WriteTimeout:       time.Second,
-		PoolSize:           100,
-	})
-	DeferCleanup(client.Close)
-	return client
+	return specs.ConnectCluster(e.Cluster.Addrs()...)
 }
 
 // ConnectToOwner returns a plain single-node client on the node that owns
