@@ -43,6 +43,9 @@ type APIDefinition struct {
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
+	// CORS answers browsers' preflights and adds CORS headers to every
+	// response of the API (see CORSConfig).
+	CORS CORSConfig `json:"CORS"`
 	// DoNotTrack leaves the API's requests out of analytics.
 	DoNotTrack bool `json:"do_not_track"`
 	// EventHandlers are what the API does when an event fires, e.g. a

@@ -1,6 +1,225 @@
 package gateway
 
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/rs/cors"
+)
+
+// CORSConfig is an API definition's "CORS" section, with Tyk's field names.
+// Its values are handed to github.com/rs/cors as Tyk does, so browsers see
+// the same headers from tollgate as from Tyk.
+type CORSConfig struct {
+	// Enable turns CORS handling on. Default false: no CORS headers, and
+	// preflights go through the chain like any other request.
+	Enable bool `json:"enable"`
+	// AllowedOrigins may contain "*" (any origin) or one "*" inside an
+	// origin ("https://*.example.com"). Default (empty): any origin.
+	AllowedOrigins []string `json:"allowed_origins"`
+	// AllowedMethods are matched case-sensitively. Default (empty): GET,
+	// POST, HEAD.
+	AllowedMethods []string `json:"allowed_methods"`
+	// AllowedHeaders a preflight may ask for; "*" allows any. Default
+	// (empty): Accept, Content-Type, X-Requested-With.
+	AllowedHeaders []string `json:"allowed_headers"`
+	// ExposedHeaders are listed in Access-Control-Expose-Headers. Default:
+	// none.
+	ExposedHeaders []string `json:"exposed_headers"`
+	// AllowCredentials sends Access-Control-Allow-Credentials: true.
+	// Default false.
+	AllowCredentials bool `json:"allow_credentials"`
+	// MaxAge is Access-Control-Max-Age in seconds. Default 0: not sent.
+	MaxAge int `json:"max_age"`
+	// OptionsPassthrough forwards preflights through the rest of the
+	// chain (auth included) to the upstream instead of answering them 204.
+	// Default false.
+	OptionsPassthrough bool `json:"options_passthrough"`
+	// Debug logs each CORS decision at debug level. Default false.
+	Debug bool `json:"debug"`
+}
+
+// validate rejects settings rs/cors would accept but quietly misread, and
+// warns about those browsers will refuse.
+func (cfg *CORSConfig) validate() ([]string, error) {
+	if cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("CORS.max_age: %d is negative; use 0 to send no Access-Control-Max-Age", cfg.MaxAge)
+	}
+	wildcard := false
+	for i, o := range cfg.AllowedOrigins {
+		switch {
+		case o == "*":
+			wildcard = true
+		case strings.TrimSpace(o) == "":
+			return nil, fmt.Errorf("CORS.allowed_origins[%d]: empty origin", i)
+		case strings.Count(o, "*") > 1:
+			return nil, fmt.Errorf("CORS.allowed_origins[%d]: %q has more than one \"*\"; only one wildcard per origin is supported", i, o)
+		}
+	}
+	var warnings []string
+	for i, m := range cfg.AllowedMethods {
+		if !isToken(m) {
+			return nil, fmt.Errorf("CORS.allowed_methods[%d]: %q is not an HTTP method", i, m)
+		}
+		if m != strings.ToUpper(m) {
+			warnings = append(warnings, fmt.Sprintf("CORS.allowed_methods[%d]: %q is matched case-sensitively and will not match %q", i, m, strings.ToUpper(m)))
+		}
+	}
+	for i, h := range cfg.AllowedHeaders {
+		if h != "*" && !isToken(h) {
+			return nil, fmt.Errorf("CORS.allowed_headers[%d]: %q is not a header name", i, h)
+		}
+	}
+	for i, h := range cfg.ExposedHeaders {
+		if !isToken(h) {
+			return nil, fmt.Errorf("CORS.exposed_headers[%d]: %q is not a header name", i, h)
+		}
+	}
+	if wildcard && cfg.AllowCredentials {
+		// rs/cors answers Access-Control-Allow-Origin: * together with
+		// Access-Control-Allow-Credentials: true, a pair the Fetch standard
+		// forbids.
+		warnings = append(warnings, `CORS: allowed_origins "*" with allow_credentials true sends Access-Control-Allow-Origin: * with Access-Control-Allow-Credentials: true; browsers refuse credentialed requests with a wildcard origin, so list the allowed origins instead`)
+	}
+	return warnings, nil
+}
+
+// isToken reports whether s is an RFC 9110 token, as method and header
+// names must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // corsSteps builds the CORS middleware of an API from its CORS section.
 func (g *Gateway) corsSteps(def *APIDefinition) ([]step, []string, error) {
-	return nil, nil, nil
+	cfg := &def.CORS
+	if !cfg.Enable {
+		return nil, nil, nil
+	}
+	warnings, err := cfg.validate()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := cors.Options{
+		AllowedOrigins:     cfg.AllowedOrigins,
+		AllowedMethods:     cfg.AllowedMethods,
+		AllowedHeaders:     cfg.AllowedHeaders,
+		ExposedHeaders:     cfg.ExposedHeaders,
+		AllowCredentials:   cfg.AllowCredentials,
+		MaxAge:             cfg.MaxAge,
+		OptionsPassthrough: cfg.OptionsPassthrough,
+	}
+	if cfg.Debug {
+		opts.Logger = corsLogger{g.log.With("api_id", def.APIID, "middleware", "cors")}
+	}
+	return []step{&corsStep{cors: cors.New(opts)}}, warnings, nil
+}
+
+// corsStep answers preflights and puts CORS headers on every response of
+// its API, the gateway's own errors included, which is why it runs before
+// version check and auth.
+type corsStep struct {
+	cors *cors.Cors
+}
+
+var _ step = (*corsStep)(nil)
+
+func (s *corsStep) serve(c *call) bool {
+	passed := false
+	// rs/cors writes its headers into c.w's header map; it calls next for
+	// actual requests and passed-through preflights and answers the other
+	// preflights itself (204).
+	s.cors.ServeHTTP(c.w, c.r, func(http.ResponseWriter, *http.Request) { passed = true })
+	if !passed {
+		return false
+	}
+	c.w = newCORSWriter(c.w)
+	return true
+}
+
+// corsWriter keeps the gateway's Access-Control-* headers the only ones in
+// the response: an upstream (or a replayed cached response) that sets its
+// own would otherwise give browsers two Access-Control-Allow-Origin values,
+// which they reject.
+type corsWriter struct {
+	http.ResponseWriter
+	own   http.Header // the Access-Control-* headers the CORS step set
+	wrote bool
+}
+
+func newCORSWriter(w http.ResponseWriter) *corsWriter {
+	own := http.Header{}
+	for k, v := range w.Header() {
+		if isCORSHeader(k) {
+			own[k] = append([]string(nil), v...)
+		}
+	}
+	return &corsWriter{ResponseWriter: w, own: own}
+}
+
+func isCORSHeader(name string) bool {
+	return strings.HasPrefix(http.CanonicalHeaderKey(name), "Access-Control-")
+}
+
+func (w *corsWriter) WriteHeader(code int) {
+	if !w.wrote {
+		// Also restores the gateway's headers after a 1xx response, which
+		// clears the header map.
+		h := w.Header()
+		for k := range h {
+			if isCORSHeader(k) {
+				delete(h, k)
+			}
+		}
+		for k, v := range w.own {
+			h[k] = v
+		}
+		if code >= http.StatusOK || code == http.StatusSwitchingProtocols {
+			w.wrote = true
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *corsWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *corsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes streaming flushes through.
+func (w *corsWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// corsLogger sends rs/cors' debug output to the gateway's log.
+type corsLogger struct {
+	log *slog.Logger
+}
+
+func (l corsLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
 }
