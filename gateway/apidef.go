@@ -43,6 +43,8 @@ type APIDefinition struct {
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
+	// CacheOptions turns the response cache on (see CacheOptions).
+	CacheOptions CacheOptions `json:"cache_options"`
 	// CORS answers browsers' preflights and adds CORS headers to every
 	// response of the API (see CORSConfig).
 	CORS CORSConfig `json:"CORS"`
@@ -189,6 +191,9 @@ type ExtendedPaths struct {
 	// WhiteList paths are the only ones served once any is listed;
 	// everything else is refused with 403.
 	WhiteList []EndpointMeta `json:"white_list"`
+	// Cache paths have their GET, HEAD and OPTIONS responses cached when
+	// cache_options.enable_cache is on.
+	Cache []string `json:"cache"`
 }
 
 // EndpointMeta is one path entry of extended_paths.

@@ -85,6 +85,8 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 		g.controlSaveKey(w, r, "", true)
 	case strings.HasPrefix(path, "keys/") && !strings.Contains(path[len("keys/"):], "/"):
 		g.controlKey(w, r, path[len("keys/"):])
+	case strings.HasPrefix(path, "cache/"):
+		g.controlPurgeCache(w, r, strings.TrimPrefix(path, "cache/"))
 	default:
 		controlError(w, http.StatusNotFound, CauseControlNotFound, "No control API endpoint at this path")
 	}

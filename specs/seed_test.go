@@ -35,7 +35,7 @@ var _ = Describe("The seed API (fixtures/seed/apps/security.json)", Label("seed"
 
 	It("loads, with one warning listing what tollgate does not implement yet", func() {
 		Expect(env.Logs()).To(ContainSubstring("fields not implemented by tollgate, ignored: "))
-		Expect(env.Logs()).To(ContainSubstring("cache_options"))
+		Expect(env.Logs()).To(ContainSubstring("enable_batch_request_support"))
 	})
 
 	It("warns that its redacted authorization/*** paths are matched as literal text", func() {

@@ -1,7 +1,7 @@
 // Command summary reads `go test -bench` output with a req/s metric and
 // prints, for each benchmark, the median req/s over its runs and its ratio
-// to BenchmarkBaseline's median from the same output; a ...WithJS
-// benchmark is also compared with its ...WithoutJS twin.
+// to BenchmarkBaseline's median from the same output; ...WithJS is also
+// compared with ...WithoutJS, and ...CacheHit with ...CacheProxied.
 //
 //	go test -run '^$' -bench . -count 5 ./tools/bench | go run ./tools/bench/summary
 package main
@@ -56,17 +56,24 @@ func main() {
 		}
 		fmt.Printf("%-40s %12.0f %8s %6d\n", name, m, ratio, len(runs[name]))
 	}
-	// A benchmark named ...WithJS is also compared with its ...WithoutJS twin.
+	// Some benchmarks are also compared with a twin that lacks one thing.
+	fmt.Println()
 	for _, name := range order {
-		if !strings.Contains(name, "WithJS") {
-			continue
-		}
-		twin := strings.Replace(name, "WithJS", "WithoutJS", 1)
-		if without := median(runs[twin]); without > 0 {
-			fmt.Printf("\n%s / %s = %.2f\n", name, twin, median(runs[name])/without)
+		for _, pair := range twins {
+			if !strings.Contains(name, pair[0]) {
+				continue
+			}
+			twin := strings.Replace(name, pair[0], pair[1], 1)
+			if other := median(runs[twin]); other > 0 {
+				fmt.Printf("%s / %s = %.2f\n", name, twin, median(runs[name])/other)
+			}
 		}
 	}
 }
+
+// twins pairs a benchmark's name part with its twin's: the JS path with
+// the same API without JS, a cache hit with the proxied request.
+var twins = [][2]string{{"WithJS", "WithoutJS"}, {"CacheHit", "CacheProxied"}}
 
 func median(v []float64) float64 {
 	s := slices.Clone(v)
