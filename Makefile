@@ -12,13 +12,13 @@ run: ### run the gateway on fixtures/demo: embedded simulated Redis Cluster, ech
 	go run ./tools/demo
 
 test: lint ### run every spec with the race detector and the leak guard
-	@report=$$(mktemp -d)/specs.json; \
-	$(GINKGO) $(SPEC_FLAGS) --skip-package=tools/bench --json-report=$$report ./...; status=$$?; \
-	go run ./tools/outline -counts $$report; exit $$status
+	@dir=$$(mktemp -d); \
+	$(GINKGO) $(SPEC_FLAGS) --skip-package=tools/bench --output-dir=$$dir --json-report=specs.json ./...; status=$$?; \
+	go run ./tools/outline -counts $$dir/specs.json; exit $$status
 
 outline: ### print the spec tree as a Markdown document: a description of the gateway's behaviour
-	@report=$$(mktemp -d)/report.json; \
-	$(GINKGO) --dry-run --json-report=$$report --silence-skips ./specs ./cluster ./gateway/... >/dev/null && go run ./tools/outline $$report
+	@dir=$$(mktemp -d); \
+	$(GINKGO) --dry-run --output-dir=$$dir --json-report=report.json --silence-skips ./specs ./cluster ./gateway/... >/dev/null && go run ./tools/outline $$dir/report.json
 
 lint: ### check formatting (gofmt) and vet the code (go vet)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
