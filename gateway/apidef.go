@@ -211,9 +211,6 @@ type EndpointMethodMeta struct {
 	Headers map[string]string `json:"headers"`
 }
 
-// File is the path the definition was loaded from, or "".
-func (d *APIDefinition) File() string { return d.file }
-
 // ParseAPIDefinition parses one definition and checks it. Warnings list the
 // fields tollgate does not implement.
 func ParseAPIDefinition(data []byte) (*APIDefinition, Warnings, error) {

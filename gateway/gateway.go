@@ -64,12 +64,6 @@ func WithLogger(l *slog.Logger) Option {
 	return func(g *Gateway) { g.log = l }
 }
 
-// WithStore makes the gateway use a store the caller owns and closes,
-// instead of opening one from cfg.Storage.
-func WithStore(s *storage.Store) Option {
-	return func(g *Gateway) { g.store = s }
-}
-
 // WithClock gives the gateway its notion of now: key expiry, version
 // expiry, rate limit and quota windows follow it. Default time.Now.
 func WithClock(now func() time.Time) Option {
@@ -111,13 +105,11 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
-	if g.store == nil {
-		store, err := storage.Open(cfg.Storage, g.log)
-		if err != nil {
-			return nil, err
-		}
-		g.store = store
+	store, err := storage.Open(cfg.Storage, g.log)
+	if err != nil {
+		return nil, err
 	}
+	g.store = store
 	g.transport = newTransport(cfg.proxyTimeout(), g.dial)
 	g.transport.TLSClientConfig = g.tlsConfig
 	g.sessions = session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys})
@@ -166,9 +158,6 @@ func (g *Gateway) Store() *storage.Store { return g.store }
 // Events is the gateway's event bus: KeyExpired and friends are published
 // there.
 func (g *Gateway) Events() *event.Bus { return g.events }
-
-// Sessions is the gateway's session store.
-func (g *Gateway) Sessions() *session.Store { return g.sessions }
 
 // APIs lists the API definitions being served, longest listen path first.
 func (g *Gateway) APIs() []*APIDefinition {

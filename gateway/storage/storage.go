@@ -118,7 +118,6 @@ type Store struct {
 	// *redis.ClusterClient.
 	Client   redis.UniversalClient
 	embedded *cluster.Cluster
-	owned    bool
 }
 
 // Open builds the client described by cfg. With no node configured it
@@ -149,7 +148,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 			ReadTimeout:        timeout,
 			WriteTimeout:       timeout,
 		})
-		return &Store{Client: client, embedded: c, owned: true}, nil
+		return &Store{Client: client, embedded: c}, nil
 	}
 	if cfg.EnableCluster {
 		client := redis.NewClusterClient(&redis.ClusterOptions{
@@ -164,7 +163,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 			PoolSize:           cfg.MaxActive,
 			MaxIdleConns:       cfg.MaxIdle,
 		})
-		return &Store{Client: client, owned: true}, nil
+		return &Store{Client: client}, nil
 	}
 	client := redis.NewClient(&redis.Options{
 		DialerRetries:      dialRetries,
@@ -179,12 +178,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		PoolSize:           cfg.MaxActive,
 		MaxIdleConns:       cfg.MaxIdle,
 	})
-	return &Store{Client: client, owned: true}, nil
-}
-
-// Use wraps a client that the caller owns: Close leaves it open.
-func Use(client redis.UniversalClient) *Store {
-	return &Store{Client: client}
+	return &Store{Client: client}, nil
 }
 
 // Embedded is the simulated cluster Open started, or nil.
@@ -203,11 +197,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.Client.Ping(ctx).Err()
 }
 
-// Close closes the client if Open made it, and stops the embedded cluster.
+// Close closes the client and stops the embedded cluster.
 func (s *Store) Close() error {
-	if !s.owned {
-		return nil
-	}
 	err := s.Client.Close()
 	if s.embedded != nil {
 		s.embedded.Close()
