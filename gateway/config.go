@@ -74,6 +74,17 @@ type Config struct {
 	// HealthCheckEndpointName is the path of the liveness endpoint.
 	// Default "hello" (served at /hello).
 	HealthCheckEndpointName string `json:"health_check_endpoint_name"`
+	// EnableHTTPProfiler serves Go's profiler (/debug/pprof/) and a memory
+	// and goroutine summary (/debug/summary) on the gateway's port, to
+	// callers with the control API secret in X-Tyk-Authorization (Tyk
+	// serves them to anyone). Default false: those paths are routed like
+	// any other.
+	EnableHTTPProfiler bool `json:"enable_http_profiler"`
+	// DebugListen is tollgate's own setting: a loopback address (e.g.
+	// "127.0.0.1:6060"; port 0 picks one) where the same debug endpoints
+	// are served without the secret. Any other address is refused at
+	// load. Default "": no debug listener.
+	DebugListen string `json:"debug_listen"`
 
 	// dir is the folder tyk.conf was read from; relative paths resolve
 	// against it. Empty means the working directory.
@@ -203,6 +214,9 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	}
 	if err := cfg.Storage.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("storage: %w", err)
+	}
+	if err := validateDebugListen(cfg.DebugListen); err != nil {
+		return nil, nil, err
 	}
 	var warnings Warnings
 	if len(rep.Unknown) > 0 {

@@ -47,6 +47,7 @@ type Gateway struct {
 	quota       *limit.Quota
 
 	analytics *analyticsRecorder // nil when enable_analytics is off
+	debug     *debugEndpoints    // profiler and summary; debug_listen's listener
 
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
@@ -105,6 +106,10 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
+	if err := validateDebugListen(cfg.DebugListen); err != nil {
+		return nil, err
+	}
+	g.debug = newDebugEndpoints(g.log)
 	store, err := storage.Open(cfg.Storage, g.log)
 	if err != nil {
 		return nil, err
@@ -140,6 +145,15 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
 		return nil, err
+	}
+	if cfg.EnableHTTPProfiler && cfg.Secret == "" {
+		g.log.Warn("enable_http_profiler is on but tyk.conf has no secret: the debug endpoints refuse every call on the gateway's port")
+	}
+	if cfg.DebugListen != "" {
+		if err := g.debug.listen(cfg.DebugListen); err != nil {
+			_ = g.Shutdown(context.Background())
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -244,9 +258,9 @@ func (rt *routeTable) match(path string) *apiSpec {
 	return nil
 }
 
-// ServeHTTP routes a request: the health endpoint and the control API
-// first, then the API with the longest matching listen path; anything else
-// is 404.
+// ServeHTTP routes a request: the health endpoint, the control API and
+// (with enable_http_profiler) the debug endpoints first, then the API
+// with the longest matching listen path; anything else is 404.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if path == g.healthPath {
@@ -255,6 +269,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(path, controlPrefix) {
 		g.serveControl(w, r)
+		return
+	}
+	if g.cfg.EnableHTTPProfiler && isDebugPath(path) {
+		g.serveDebug(w, r)
 		return
 	}
 	api := g.routes.Load().match(path)
@@ -293,7 +311,8 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 	return g.analytics.dropped.Load()
 }
 
-// Shutdown releases what the gateway holds: it delivers queued events
+// Shutdown releases what the gateway holds: it ends running profiles and
+// stops the debug listener, delivers queued events
 // until ctx ends (then cuts off webhooks in flight and drops the rest),
 // writes the analytics records still buffered,
 // closes idle upstream connections and the store it opened (including the
@@ -302,6 +321,8 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := errAlreadyShutDown
 	g.shutdownOnce.Do(func() {
+		// Running profiles end now, so nothing below waits for them.
+		debugErr := g.debug.close(ctx)
 		stop := context.AfterFunc(ctx, g.eventCancel)
 		evErr := g.events.Close(ctx)
 		stop()
@@ -311,7 +332,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			anErr = g.analytics.close(ctx)
 		}
 		g.transport.CloseIdleConnections()
-		err = errors.Join(evErr, anErr, g.store.Close())
+		err = errors.Join(debugErr, evErr, anErr, g.store.Close())
 	})
 	if err == errAlreadyShutDown {
 		return nil
