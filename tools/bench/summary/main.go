@@ -1,7 +1,9 @@
-// Command summary reads `go test -bench` output with a req/s metric and
-// prints, for each benchmark, the median req/s over its runs and its ratio
-// to BenchmarkBaseline's median from the same output; ...WithJS is also
-// compared with ...WithoutJS, and ...CacheHit with ...CacheProxied.
+// Command summary reads `go test -bench` output of tools/bench (metrics
+// req/s, p50-µs and p99-µs) and prints, for each benchmark, the median of
+// each metric over its runs and the ratio of its median req/s to
+// BenchmarkBaseline's from the same output. ...WithJS is also compared with
+// ...WithoutJS, and ...CacheHit with ...CacheProxied. Last come the
+// performance targets and whether the figures meet them.
 //
 //	go test -run '^$' -bench . -count 5 ./tools/bench | go run ./tools/bench/summary
 package main
@@ -15,8 +17,18 @@ import (
 	"strings"
 )
 
+// The metrics the benchmarks report.
+const (
+	reqPerSec = "req/s"
+	p50       = "p50-µs"
+	p99       = "p99-µs"
+)
+
+// runs holds one value per run for each metric of a benchmark.
+type runs map[string][]float64
+
 func main() {
-	runs := map[string][]float64{}
+	results := map[string]runs{}
 	var order []string
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -26,36 +38,46 @@ func main() {
 		if len(fields) < 2 || !strings.HasPrefix(fields[0], "Benchmark") {
 			continue
 		}
+		name := fields[0]
 		for i := 1; i+1 < len(fields); i++ {
-			if fields[i+1] != "req/s" {
+			unit := fields[i+1]
+			if unit != reqPerSec && unit != p50 && unit != p99 {
 				continue
 			}
 			v, err := strconv.ParseFloat(fields[i], 64)
 			if err != nil {
 				continue
 			}
-			name := fields[0]
-			if _, seen := runs[name]; !seen {
+			if _, seen := results[name]; !seen {
+				results[name] = runs{}
 				order = append(order, name)
 			}
-			runs[name] = append(runs[name], v)
+			results[name][unit] = append(results[name][unit], v)
 		}
 	}
-	var base float64
-	for _, name := range order {
-		if strings.HasPrefix(name, "BenchmarkBaseline") {
-			base = median(runs[name])
-		}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "summary: reading the benchmark output:", err)
+		os.Exit(1)
 	}
-	fmt.Printf("\n%-40s %12s %8s %6s\n", "benchmark", "median req/s", "ratio", "runs")
+
+	// byBase finds a benchmark by its name without the -GOMAXPROCS suffix.
+	byBase := map[string]runs{}
 	for _, name := range order {
-		m := median(runs[name])
+		byBase[baseName(name)] = results[name]
+	}
+	base := median(byBase["BenchmarkBaseline"][reqPerSec])
+
+	fmt.Printf("\n%-32s %12s %7s %9s %9s %5s\n", "benchmark", "median req/s", "ratio", "p50 µs", "p99 µs", "runs")
+	for _, name := range order {
+		r := results[name]
+		m := median(r[reqPerSec])
 		ratio := "-"
 		if base > 0 {
 			ratio = fmt.Sprintf("%.2f", m/base)
 		}
-		fmt.Printf("%-40s %12.0f %8s %6d\n", name, m, ratio, len(runs[name]))
+		fmt.Printf("%-32s %12.0f %7s %9.0f %9.0f %5d\n", name, m, ratio, median(r[p50]), median(r[p99]), len(r[reqPerSec]))
 	}
+
 	// Some benchmarks are also compared with a twin that lacks one thing.
 	fmt.Println()
 	for _, name := range order {
@@ -64,16 +86,54 @@ func main() {
 				continue
 			}
 			twin := strings.Replace(name, pair[0], pair[1], 1)
-			if other := median(runs[twin]); other > 0 {
-				fmt.Printf("%s / %s = %.2f\n", name, twin, median(runs[name])/other)
+			if other := median(results[twin][reqPerSec]); other > 0 {
+				fmt.Printf("%s / %s = %.2f\n", name, twin, median(results[name][reqPerSec])/other)
 			}
 		}
+	}
+
+	fmt.Println("\ntargets (median req/s ratios):")
+	for _, t := range targets {
+		num, den := median(byBase[t.name][reqPerSec]), median(byBase[t.of][reqPerSec])
+		if num == 0 || den == 0 {
+			fmt.Printf("  %-46s not measured\n", t.what)
+			continue
+		}
+		ratio := num / den
+		verdict := "met"
+		if ratio < t.min {
+			verdict = "NOT met"
+		}
+		fmt.Printf("  %-46s %.2f  %s\n", t.what, ratio, verdict)
 	}
 }
 
 // twins pairs a benchmark's name part with its twin's: the JS path with
 // the same API without JS, a cache hit with the proxied request.
 var twins = [][2]string{{"WithJS", "WithoutJS"}, {"CacheHit", "CacheProxied"}}
+
+// targets are the ratios tollgate aims for: name's median req/s at least
+// min times of's.
+var targets = []struct {
+	what     string
+	name, of string
+	min      float64
+}{
+	{"keyless ≥ 0.85× baseline", "BenchmarkKeyless", "BenchmarkBaseline", 0.85},
+	{"seed JS path ≥ 0.50× the same API without JS", "BenchmarkSeedWithJS", "BenchmarkSeedWithoutJS", 0.50},
+}
+
+// baseName drops the -GOMAXPROCS suffix go test adds to a benchmark's name.
+func baseName(name string) string {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return name
+	}
+	if _, err := strconv.Atoi(name[i+1:]); err != nil {
+		return name
+	}
+	return name[:i]
+}
 
 func median(v []float64) float64 {
 	s := slices.Clone(v)
