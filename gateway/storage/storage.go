@@ -152,17 +152,19 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	if cfg.EnableCluster {
 		client := redis.NewClusterClient(&redis.ClusterOptions{
-			DialerRetries:      dialRetries,
-			DialerRetryTimeout: dialRetryPause,
-			Addrs:              addrs,
-			Username:           cfg.Username,
-			Password:           cfg.Password,
-			DialTimeout:        timeout,
-			ReadTimeout:        timeout,
-			WriteTimeout:       timeout,
-			PoolSize:           cfg.MaxActive,
-			MaxIdleConns:       cfg.MaxIdle,
+			DialerRetries:              dialRetries,
+			DialerRetryTimeout:         dialRetryPause,
+			ClusterStateReloadInterval: stateReloadInterval,
+			Addrs:                      addrs,
+			Username:                   cfg.Username,
+			Password:                   cfg.Password,
+			DialTimeout:                timeout,
+			ReadTimeout:                timeout,
+			WriteTimeout:               timeout,
+			PoolSize:                   cfg.MaxActive,
+			MaxIdleConns:               cfg.MaxIdle,
 		})
+		client.AddHook(failoverHook{client: client})
 		return &Store{Client: client}, nil
 	}
 	client := redis.NewClient(&redis.Options{
