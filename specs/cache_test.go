@@ -193,7 +193,7 @@ var _ = Describe("Response cache", Label("cache"), func() {
 		})
 	})
 
-	When("the node holding an entry is down", func() {
+	When("the node holding an entry is down", specs.SimulatedOnly("kills a simulated node; the real tier kills a real master in its failover spec"), func() {
 		It("proxies the request uncached instead of failing it", func(ctx SpecContext) {
 			startWith(false, `{"enable_cache": true, "cache_all_safe_requests": true}`)
 			env.Get("/c/items")

@@ -33,8 +33,12 @@ import (
 // Env is one spec's world. Build it in a BeforeEach with NewEnv; everything
 // in it is stopped when the spec ends.
 type Env struct {
-	// Cluster is the simulated Redis Cluster the gateways store in.
+	// Cluster is the simulated Redis Cluster the gateways store in; nil on
+	// the real tier (see RealCluster), where only specs without the label
+	// simulated-only run.
 	Cluster *cluster.Cluster
+	// Addrs are the cluster's node addresses, on either tier.
+	Addrs []string
 	// Redis is a ClusterClient of the spec's own, for looking at what the
 	// gateway stored.
 	Redis *redis.ClusterClient
@@ -137,16 +141,25 @@ func NewEnv(opts ...EnvOption) *Env {
 	}
 	env := &Env{AppDir: GinkgoT().TempDir(), settings: s}
 
-	c, err := cluster.Start(cluster.DefaultNodes)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(c.Close)
-	env.Cluster = c
-	env.Clock = &Clock{now: specEpoch, cluster: c, wall: s.wallClock}
-	if !s.wallClock {
-		c.SetTime(specEpoch)
+	if real := RealCluster(); real != nil {
+		env.Addrs = real
+		env.Clock = &Clock{now: specEpoch, wall: s.wallClock}
+		env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: real})
+		DeferCleanup(env.Redis.Close)
+		FlushRealCluster(env.Redis)
+	} else {
+		c, err := cluster.Start(cluster.DefaultNodes)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(c.Close)
+		env.Cluster = c
+		env.Addrs = c.Addrs()
+		env.Clock = &Clock{now: specEpoch, cluster: c, wall: s.wallClock}
+		if !s.wallClock {
+			c.SetTime(specEpoch)
+		}
+		env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+		DeferCleanup(env.Redis.Close)
 	}
-	env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
-	DeferCleanup(env.Redis.Close)
 
 	env.Upstream = StartRecordingUpstream()
 	for _, def := range s.apis {
@@ -170,7 +183,7 @@ func (e *Env) StartGateway() *Instance {
 		cfg.SetBaseDir(dir)
 	}
 	cfg.Storage.EnableCluster = true
-	cfg.Storage.Addrs = e.Cluster.Addrs()
+	cfg.Storage.Addrs = e.Addrs
 	e.Secret = cfg.Secret
 
 	inst := &Instance{logs: &SyncBuffer{}}
@@ -211,8 +224,10 @@ func (e *Env) dialer() func(ctx context.Context, network, addr string) (net.Conn
 }
 
 // Clock is the spec's clock: the gateways read it, and Advance moves it
-// and every cluster node's clock together, so TTLs in Redis and expiry in
-// the gateway agree.
+// and every simulated node's clock together, so TTLs in Redis and expiry in
+// the gateway agree. A real Redis keeps its own time: on the real tier
+// Advance moves the gateways' clock only, and specs that need Redis's TTLs
+// to pass with it are labelled simulated-only.
 type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -237,7 +252,9 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-	c.cluster.SetTime(c.now)
+	if c.cluster != nil {
+		c.cluster.SetTime(c.now)
+	}
 }
 
 // apiFileName names a definition's file after its api_id.

@@ -37,7 +37,7 @@ var _ = Describe("The health endpoint /hello", func() {
 		})
 	})
 
-	When("a Redis node is down", func() {
+	When("a Redis node is down", specs.SimulatedOnly("kills a simulated node; the real tier kills a real master in its failover spec"), func() {
 		BeforeEach(func() {
 			node := env.Cluster.Node(1)
 			node.Kill()

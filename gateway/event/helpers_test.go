@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -169,22 +170,27 @@ func BuildWebhook(conf event.WebhookConfig, o event.WebhookOptions) *event.Webho
 	return w
 }
 
-// StartCluster starts a simulated Redis Cluster that is closed when the spec
-// ends.
-func StartCluster() *cluster.Cluster {
+// StartCluster returns the node addresses of the spec's Redis Cluster: a
+// simulated one, closed when the spec ends (also returned, for its
+// clock), or on the real tier the real one, emptied first (and nil).
+func StartCluster() ([]string, *cluster.Cluster) {
 	GinkgoHelper()
+	if real := specs.RealCluster(); real != nil {
+		specs.FlushRealCluster(specs.ConnectCluster(real...))
+		return real, nil
+	}
 	c, err := cluster.Start(cluster.DefaultNodes)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(c.Close)
-	return c
+	return c.Addrs(), c
 }
 
 // ConnectGateway returns the go-redis client one gateway would use for the
 // cluster, closed when the spec ends. The short waits make a failure show
 // at once instead of after go-redis's production retries.
-func ConnectGateway(c *cluster.Cluster) *redis.ClusterClient {
+func ConnectGateway(addrs []string) *redis.ClusterClient {
 	GinkgoHelper()
-	return specs.ConnectCluster(c.Addrs()...)
+	return specs.ConnectCluster(addrs...)
 }
 
 // ConnectUnreachableStore returns a Redis client whose server is gone.
@@ -205,16 +211,27 @@ func ConnectUnreachableStore() *redis.Client {
 	return client
 }
 
-// WebhookMarkers returns the dedupe keys stored on any node, with their TTLs.
-func WebhookMarkers(c *cluster.Cluster) map[string]time.Duration {
+// WebhookMarkers returns the keys stored on any master, with their TTLs.
+func WebhookMarkers(ctx context.Context, client *redis.ClusterClient) map[string]time.Duration {
 	GinkgoHelper()
+	var mu sync.Mutex
 	markers := map[string]time.Duration{}
-	for _, node := range c.Nodes() {
-		m := node.Miniredis()
-		for _, k := range m.Keys() {
-			markers[k] = m.TTL(k)
+	Expect(client.ForEachMaster(ctx, func(ctx context.Context, master *redis.Client) error {
+		keys, err := master.Keys(ctx, "*").Result()
+		if err != nil {
+			return err
 		}
-	}
+		for _, k := range keys {
+			ttl, err := master.TTL(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			markers[k] = ttl
+			mu.Unlock()
+		}
+		return nil
+	})).To(Succeed())
 	return markers
 }
 
