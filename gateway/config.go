@@ -23,7 +23,9 @@ type Config struct {
 	ListenPort int `json:"listen_port"`
 	// Secret guards the control API under /tyk/ (X-Tyk-Authorization).
 	Secret string `json:"secret"`
-	// NodeSecret signs messages between gateways.
+	// NodeSecret signs the notifications gateways send each other over
+	// Redis pub/sub (GET /tyk/reload/group, key changes); every gateway of a
+	// deployment needs the same one. Default: secret.
 	NodeSecret string `json:"node_secret"`
 	// AppPath is the folder of API definition files (*.json). Relative paths
 	// are resolved against the folder of tyk.conf. Default "apps".

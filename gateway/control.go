@@ -73,6 +73,8 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "reload":
 		g.controlReload(w, r)
+	case path == "reload/group":
+		g.controlGroupReload(w, r)
 	case path == "apis":
 		g.controlAPIs(w, r, "")
 	case strings.HasPrefix(path, "apis/"):
@@ -229,6 +231,9 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 	if create {
 		action = "added"
 	}
+	if !create {
+		g.keyChanged(r.Context(), id)
+	}
 	reply := controlReply{Key: key, Status: "ok", Action: action}
 	if g.cfg.HashKeys {
 		reply.KeyHash = id
@@ -301,6 +306,7 @@ func (g *Gateway) controlDeleteKey(w http.ResponseWriter, r *http.Request, key s
 		return
 	}
 	g.cache.Forget(id)
+	g.keyChanged(r.Context(), id)
 	if !found {
 		controlError(w, http.StatusNotFound, CauseControlNotFound, "Key not found")
 		return

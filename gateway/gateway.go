@@ -49,6 +49,10 @@ type Gateway struct {
 	analytics *analyticsRecorder // nil when enable_analytics is off
 	debug     *debugEndpoints    // profiler and summary; debug_listen's listener
 
+	// notify carries reloads and key changes between the gateways of a
+	// deployment over Redis pub/sub; nil without node_secret or secret.
+	notify *notifier
+
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
 
@@ -139,6 +143,11 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	g.globalEvents = global
 	g.events.Subscribe(g.dispatchEvent)
+	if key := cfg.notificationKey(); key != "" {
+		g.notify = newNotifier(g.store.Client, []byte(key), g.now, g.log, g.onNotification)
+	} else {
+		g.log.Info("cluster notifications off: tyk.conf has neither node_secret nor secret, so /tyk/reload/group and key changes reach this gateway only")
+	}
 	if cfg.EnableAnalytics {
 		g.analytics = newAnalyticsRecorder(g.store.Client, cfg.AnalyticsConfig)
 	}
@@ -315,6 +324,7 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 // stops the debug listener, delivers queued events
 // until ctx ends (then cuts off webhooks in flight and drops the rest),
 // writes the analytics records still buffered,
+// ends its cluster-notification subscription,
 // closes idle upstream connections and the store it opened (including the
 // embedded cluster). Stop the Server in front of it first so no request is
 // in flight. Later calls do nothing and return nil.
@@ -331,8 +341,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.analytics != nil {
 			anErr = g.analytics.close(ctx)
 		}
+		var notifyErr error
+		if g.notify != nil {
+			notifyErr = g.notify.Close(ctx)
+		}
 		g.transport.CloseIdleConnections()
-		err = errors.Join(debugErr, evErr, anErr, g.store.Close())
+		err = errors.Join(debugErr, evErr, anErr, notifyErr, g.store.Close())
 	})
 	if err == errAlreadyShutDown {
 		return nil
