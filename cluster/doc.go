@@ -18,7 +18,8 @@
 // the shared topology, adds cluster_enabled:1 to INFO, and routes every keyed
 // command by its keys' hash slots: MOVED to the owner, CROSSSLOT when the
 // keys span slots (inside MULTI, EXEC fails with EXECABORT), CLUSTERDOWN when
-// the owner is down. PUBLISH reaches the subscribers of every node. Specs
+// the owner is down. PUBLISH reaches the subscribers of every node (its
+// reply counts this node's, as Redis's does). Specs
 // drive failures and time with Node.Kill, Node.Restart, Cluster.MoveSlot,
 // Cluster.SetTime and Cluster.FastForward; the gateway starts one as its
 // embedded store, where keys expire with the wall clock.

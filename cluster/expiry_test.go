@@ -8,9 +8,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Key expiry", func() {
+var _ = Describe("Key expiry", specs.SimulatedOnly("moves the simulated nodes' clocks"), func() {
 	var (
 		c      *cluster.Cluster
 		client *redis.ClusterClient

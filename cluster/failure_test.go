@@ -11,9 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Node failure", func() {
+var _ = Describe("Node failure", specs.SimulatedOnly("kills and restarts simulated nodes"), func() {
 	var (
 		c      *cluster.Cluster
 		client *redis.ClusterClient
@@ -146,7 +147,7 @@ var _ = Describe("Node failure", func() {
 	})
 })
 
-var _ = Describe("Full slot coverage", func() {
+var _ = Describe("Full slot coverage", specs.SimulatedOnly("kills simulated nodes"), func() {
 	var (
 		c   *cluster.Cluster
 		key string

@@ -25,9 +25,9 @@ func StartCluster(n int, opts ...cluster.Option) *cluster.Cluster {
 
 // ConnectClusterClient returns an unmodified go-redis ClusterClient seeded
 // with one node's address, with the harness's fast-failing options.
-func ConnectClusterClient(seed string) *redis.ClusterClient {
+func ConnectClusterClient(seeds ...string) *redis.ClusterClient {
 	GinkgoHelper()
-	return specs.ConnectCluster(seed)
+	return specs.ConnectCluster(seeds...)
 }
 
 // ConnectToNode returns a plain client that talks to one node only and

@@ -251,7 +251,9 @@ func (n *Node) exec(srv *server.Server, p *server.Peer) bool {
 }
 
 // publish broadcasts a message to the subscribers of every node, as a Redis
-// Cluster does, and answers the total number of receivers. The local part
+// Cluster does, and answers the number of receivers on this node only, as
+// Redis does (the other nodes get the message over the cluster bus and are
+// not counted). The local part
 // goes through miniredis, which handles authentication, pub/sub mode and
 // MULTI; a PUBLISH that is queued or refused is answered as miniredis
 // answered it.
@@ -273,7 +275,7 @@ func (n *Node) publish(srv *server.Server, p *server.Peer, args []string) bool {
 	}
 	for _, other := range n.c.upNodes() {
 		if other != n {
-			count += other.m.Publish(args[0], args[1])
+			other.m.Publish(args[0], args[1])
 		}
 	}
 	p.WriteInt(count)

@@ -8,9 +8,10 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Cluster lifecycle", func() {
+var _ = Describe("Cluster lifecycle", specs.SimulatedOnly("starts and closes simulated clusters"), func() {
 	When("Start is asked for no particular number of nodes", func() {
 		It("starts three nodes with the slots split like redis-cli --cluster create", func() {
 			c := StartCluster(0)

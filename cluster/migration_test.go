@@ -10,9 +10,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Slot migration", func() {
+var _ = Describe("Slot migration", specs.SimulatedOnly("moves slots between simulated nodes"), func() {
 	const key = "{limiter}.hits"
 	var (
 		c            *cluster.Cluster

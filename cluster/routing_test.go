@@ -9,9 +9,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Key routing", func() {
+var _ = Describe("Key routing", specs.SimulatedOnly("reads the simulated nodes' data directly; the shared behaviour is in fidelity_test.go"), func() {
 	var (
 		c      *cluster.Cluster
 		client *redis.ClusterClient

@@ -36,9 +36,9 @@ var _ = Describe("Key slots", func() {
 	})
 
 	When("a node is asked with CLUSTER KEYSLOT", func() {
-		It("answers the same slot as Slot", func(ctx SpecContext) {
-			c := StartCluster(cluster.DefaultNodes)
-			node := ConnectToNode(c.Node(1))
+		It("answers the same slot as Slot, on the simulated and the real tier", func(ctx SpecContext) {
+			t := startTier()
+			node := node(t.masters(ctx)[1])
 			for _, key := range []string{"foo", "123456789", "{user1000}.following", "foo{{bar}}zap", "foo{}{bar}", ""} {
 				Expect(node.ClusterKeySlot(ctx, key).Val()).To(BeEquivalentTo(cluster.Slot(key)), key)
 			}
