@@ -3,6 +3,7 @@ package specs_test
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,12 +21,22 @@ import (
 )
 
 // freePort finds a port nobody listens on now, for a tyk.conf listen_port.
+//
+// It is taken below Linux's ephemeral range (32768 and up): a port that
+// the kernel handed out for 127.0.0.1:0 could be handed out again, to the
+// binary's own embedded cluster, before the binary listens on it.
 func freePort() int {
 	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		port := 20_000 + rand.IntN(10_000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			Expect(l.Close()).To(Succeed())
+			return port
+		}
+	}
+	Fail("no free port found in 20000-29999")
+	return 0
 }
 
 // heldUpstream is an upstream whose answers wait until the spec releases
