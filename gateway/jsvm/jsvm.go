@@ -238,18 +238,61 @@ func load(js *otto.Otto, file string, code []byte) error {
 	return nil
 }
 
-// middleware returns the object and DoProcessRequest function of the
-// middleware named name.
+// middleware returns the middleware object named name.
 func middleware(js *otto.Otto, name string) (entry, error) {
 	this, err := js.Get(name)
 	if err != nil || !this.IsObject() {
 		return entry{}, fmt.Errorf("%s is not a middleware object (new TykJS.TykMiddleware.NewMiddleware)", name)
 	}
-	fn, err := this.Object().Get("DoProcessRequest")
+	fn, err := this.Object().Get("ProcessRequest")
 	if err != nil || !fn.IsFunction() {
-		return entry{}, fmt.Errorf("%s has no DoProcessRequest: is it a TykJS.TykMiddleware.NewMiddleware?", name)
+		return entry{}, fmt.Errorf("%s has no ProcessRequest: is it a TykJS.TykMiddleware.NewMiddleware?", name)
 	}
-	return entry{this: this, fn: fn}, nil
+	return entry{this: this}, nil
+}
+
+// call does what tyk.js's DoProcessRequest does, from Go: JSON.parse of
+// the three inputs and the call of ProcessRequest are made without otto
+// evaluating a single statement of the wrapper, and with an Interrupt
+// channel set otto yields the goroutine before every statement and
+// expression it evaluates.
+func (v *vm) call(e entry, request, session, config string) (otto.Value, error) {
+	var args [3]otto.Value
+	for i, s := range [3]string{request, session, config} {
+		val, err := v.jsonParse.Call(v.json, s)
+		if err != nil {
+			return otto.UndefinedValue(), err
+		}
+		args[i] = val
+	}
+	fn, err := e.this.Object().Get("ProcessRequest")
+	if err != nil {
+		return otto.UndefinedValue(), err
+	}
+	if !fn.IsFunction() {
+		return otto.UndefinedValue(), fmt.Errorf("ProcessRequest is %s, not a function", fn.Class())
+	}
+	out, err := fn.Call(e.this, args[0], args[1], args[2])
+	if err != nil {
+		return out, err
+	}
+	if !hasRequest(out) {
+		_, _ = v.say.Call(otto.UndefinedValue(), "Middleware didn't return request object!")
+	}
+	return out, nil
+}
+
+// hasRequest is DoProcessRequest's test: out && out.Request.
+func hasRequest(out otto.Value) bool {
+	if !out.IsObject() {
+		return false
+	}
+	r, err := out.Object().Get("Request")
+	if err != nil {
+		return false
+	}
+	b, err := r.ToBoolean()
+	return err == nil && b
 }
 
 // Run runs the middleware called name on the caller's goroutine and returns
@@ -283,7 +326,7 @@ func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON
 		}
 		v.buf = appendRequest(v.buf[:0], &req)
 		e := v.entries[name]
-		out, err := e.fn.Call(e.this, string(v.buf), session, p.config)
+		out, err := v.call(e, string(v.buf), session, p.config)
 		if err != nil {
 			return scriptError(err, file)
 		}

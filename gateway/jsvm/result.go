@@ -8,7 +8,7 @@ import (
 	"github.com/robertkrimen/otto"
 )
 
-// readResult reads what DoProcessRequest returned straight from the JS
+// readResult reads what ProcessRequest returned straight from the JS
 // objects: cheaper than JSON.stringify in otto and decoding in Go, with the
 // same type rules as decoding JSON into Result (a header value must be a
 // string, ResponseCode an integer, ...). SessionMeta and Session, free-form

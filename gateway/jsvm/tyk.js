@@ -6,8 +6,9 @@
 //       return mw.ReturnData(request, session.meta_data);
 //   });
 //
-// The gateway calls mw.DoProcessRequest(requestJSON, sessionJSON, configJSON)
-// and reads the object it returns.
+// The gateway does what mw.DoProcessRequest(requestJSON, sessionJSON,
+// configJSON) does, but from Go (vm.call in jsvm.go), and reads the object
+// ProcessRequest returns; DoProcessRequest stays for scripts that call it.
 //
 // What runs per request is kept to few AST nodes: with an Interrupt channel
 // set, otto yields the goroutine (runtime.Gosched) before evaluating every

@@ -31,19 +31,22 @@ type vm struct {
 	initial   []otto.Value // the values of Program.globals after init
 
 	jsonStringify otto.Value // JSON.stringify as it was after init
+	json          otto.Value // the JSON object, and JSON.parse, as after init
+	jsonParse     otto.Value
+	say           otto.Value // log, as after init
 
 	buf []byte // the request's JSON, reused from run to run
 }
 
-// entry is how a run calls a middleware: fn with this.
+// entry is the middleware object a run calls ProcessRequest on.
 type entry struct {
-	this, fn otto.Value
+	this otto.Value
 }
 
 // helperJS gives Go the objects it needs to reset a VM and read results.
 // They are taken before any run could replace them.
 const helperJS = `(function (g) {
-	return [g, Object.getOwnPropertyNames, function (n) { return delete g[n]; }, JSON.stringify];
+	return [g, Object.getOwnPropertyNames, function (n) { return delete g[n]; }, JSON.stringify, JSON, JSON.parse, log];
 })(this)`
 
 // hookJS makes Object.defineProperty and Object.defineProperties report
@@ -175,6 +178,13 @@ func (p *Program) setup(v *vm) error {
 		if v.names, err = h.Get("1"); err == nil {
 			if v.del, err = h.Get("2"); err == nil {
 				v.jsonStringify, err = h.Get("3")
+			}
+		}
+		if err == nil {
+			if v.json, err = h.Get("4"); err == nil {
+				if v.jsonParse, err = h.Get("5"); err == nil {
+					v.say, err = h.Get("6")
+				}
 			}
 		}
 	}
