@@ -53,6 +53,8 @@ type Gateway struct {
 	// deployment over Redis pub/sub; nil without node_secret or secret.
 	notify *notifier
 
+	health healthProbe // /hello's Redis check
+
 	routes   atomic.Pointer[routeTable]
 	reloadMu sync.Mutex // one Reload at a time
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -29,15 +30,44 @@ type healthCheck struct {
 // hangs.
 const healthTimeout = 2 * time.Second
 
-// serveHealth answers 200 "pass" when every Redis master answers PING, and
-// 503 "fail", with the error, when one does not.
-func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+// healthFresh is how long a Redis check answers /hello. Checking a
+// cluster re-reads its slot map (go-redis keeps each map for a minute), so
+// a probe on every request of a busy load balancer would hold memory and
+// load Redis; probes in between get the last answer.
+const healthFresh = time.Second
+
+// healthProbe runs one Redis check at a time and remembers its answer.
+type healthProbe struct {
+	mu  sync.Mutex
+	at  time.Time // when the last check ended (monotonic)
+	err error
+}
+
+// redisHealth returns the answer of a check that ended less than
+// healthFresh ago, or checks now. Concurrent probes wait for the check in
+// flight. The check does not end with the probing request, so a caller
+// that hangs up cannot leave a "context canceled" answer for the others.
+func (g *Gateway) redisHealth(ctx context.Context) error {
+	g.health.mu.Lock()
+	defer g.health.mu.Unlock()
+	if !g.health.at.IsZero() && time.Since(g.health.at) < healthFresh {
+		return g.health.err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
 	defer cancel()
+	g.health.err = g.store.Ping(ctx)
+	g.health.at = time.Now()
+	return g.health.err
+}
+
+// serveHealth answers 200 "pass" when every Redis master answered PING,
+// and 503 "fail", with the error, when one did not (checked at most once
+// every healthFresh).
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 	redisCheck := healthCheck{Status: "pass", ComponentType: "datastore", Time: time.Now().UTC().Format(time.RFC3339)}
 	report := healthReport{Status: "pass", Description: "tollgate", Details: map[string]healthCheck{}}
 	code := http.StatusOK
-	if err := g.store.Ping(ctx); err != nil {
+	if err := g.redisHealth(r.Context()); err != nil {
 		redisCheck.Status, redisCheck.Output = "fail", err.Error()
 		report.Status = "fail"
 		code = http.StatusServiceUnavailable

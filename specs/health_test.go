@@ -37,6 +37,26 @@ var _ = Describe("The health endpoint /hello", func() {
 		})
 	})
 
+	When("a load balancer probes it many times a second", specs.SimulatedOnly("counts the commands the simulated nodes processed"), func() {
+		It("asks Redis at most once a second and answers the other probes with that result", func() {
+			commands := func() (n int) {
+				for _, node := range env.Cluster.Nodes() {
+					n += node.Miniredis().CommandCount()
+				}
+				return n
+			}
+			Expect(env.Get("/hello").StatusCode).To(Equal(http.StatusOK))
+			before := commands()
+			for range 50 {
+				Expect(env.Get("/hello").StatusCode).To(Equal(http.StatusOK))
+			}
+			// One check is a CLUSTER SLOTS and a PING per node; 50 checks
+			// would be 200 commands, and the probes may straddle one
+			// second, so one more check at most.
+			Expect(commands() - before).To(BeNumerically("<=", 4))
+		})
+	})
+
 	When("a Redis node is down", specs.SimulatedOnly("kills a simulated node; the real tier kills a real master in its failover spec"), func() {
 		BeforeEach(func() {
 			node := env.Cluster.Node(1)
