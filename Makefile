@@ -3,7 +3,7 @@
 GINKGO := go tool ginkgo
 SPEC_FLAGS := -r -p --randomize-all --fail-on-pending --fail-on-empty --race --trace --timeout=12m
 
-.PHONY: help run test test-real cluster-up cluster-down outline lint build bench
+.PHONY: help run test test-real cluster-up cluster-down outline lint build bench soak
 
 help: ### list the targets
 	@grep -E '^[a-z-]+:.*###' $(MAKEFILE_LIST) | sed -E 's/:.*### /\t/' | expand -t 14
@@ -48,6 +48,9 @@ bench: ### benchmarks over loopback HTTP, each as median req/s and ratio to a ba
 	@# machine hits all of them alike instead of one benchmark's runs.
 	@bin=$$(mktemp -d)/bench.test; go test -c -o $$bin ./tools/bench && \
 	cd tools/bench && for round in 1 2 3 4 5; do $$bin -test.run '^$$' -test.bench . -test.benchtime 3000x; done | go run ./summary
+
+soak: ### soak the seed scenario in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
+	go run ./tools/soak -duration 1m
 
 build: ### build the tollgate binary into bin/
 	go build -o bin/tollgate ./gateway/cmd/tollgate
