@@ -96,19 +96,23 @@ CONF
   echo "redis-cluster: 3 masters + 3 replicas on $(addrs) (data in $dir)"
 }
 
+# down stops only the nodes this script started (those with a pid file in
+# its folder), so it never shuts down another Redis on the same ports.
 down() {
-  local p
+  local p pid pids=()
   for p in "${ports[@]}"; do
-    cli "$p" shutdown nosave >/dev/null 2>&1 || true
+    pid=$(cat "$dir/$p/redis.pid" 2>/dev/null) || continue
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then pids+=("$pid"); fi
   done
-  for p in "${ports[@]}"; do
-    for _ in $(seq 50); do
-      cli "$p" ping >/dev/null 2>&1 || break
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
+    kill -9 "$pid" 2>/dev/null || true
   done
   rm -rf "$dir"
-  echo "redis-cluster: stopped"
+  echo "redis-cluster: stopped ${#pids[@]} nodes"
 }
 
 case "${1:-}" in
