@@ -60,13 +60,7 @@ func controlError(w http.ResponseWriter, status int, cause Cause, msg string) {
 // X-Tyk-Authorization equal to tyk.conf's secret; with no secret set the
 // control API is off.
 func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
-	if g.cfg.Secret == "" {
-		controlError(w, http.StatusForbidden, CauseControlDisabled, "The control API is disabled: tyk.conf has no secret")
-		return
-	}
-	given := r.Header.Get(controlAuthHeader)
-	if subtle.ConstantTimeCompare([]byte(given), []byte(g.cfg.Secret)) != 1 {
-		controlError(w, http.StatusForbidden, CauseControlUnauthorised, "Attempted administrative access with invalid or missing key!")
+	if !g.administrator(w, r, "The control API is disabled") {
 		return
 	}
 	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, controlPrefix), "/")
@@ -312,6 +306,23 @@ func (g *Gateway) controlDeleteKey(w http.ResponseWriter, r *http.Request, key s
 		return
 	}
 	writeJSON(w, http.StatusOK, controlReply{Key: key, Status: "ok", Action: "deleted"})
+}
+
+// administrator checks that r carries tyk.conf's secret in
+// X-Tyk-Authorization (compared in constant time), and answers 403 when it
+// does not or when no secret is set (then with disabled, which names what
+// is refused).
+func (g *Gateway) administrator(w http.ResponseWriter, r *http.Request, disabled string) bool {
+	if g.cfg.Secret == "" {
+		controlError(w, http.StatusForbidden, CauseControlDisabled, disabled+": tyk.conf has no secret")
+		return false
+	}
+	given := r.Header.Get(controlAuthHeader)
+	if subtle.ConstantTimeCompare([]byte(given), []byte(g.cfg.Secret)) != 1 {
+		controlError(w, http.StatusForbidden, CauseControlUnauthorised, "Attempted administrative access with invalid or missing key!")
+		return false
+	}
+	return true
 }
 
 // newKey makes a key as Tyk does: the org id followed by 32 random hex
