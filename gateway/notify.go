@@ -237,9 +237,15 @@ func (c *Config) notificationKey() string {
 func (g *Gateway) onNotification(n Notification) {
 	switch n.Command {
 	case NoticeGroupReload:
-		g.log.Info("reloading: asked by another gateway", "from", n.From)
-		if err := g.Reload(); err != nil {
-			g.log.Error("reload asked by another gateway failed", "error", err)
+		err := g.Reload()
+		var fileErrs *DefinitionErrors
+		switch {
+		case err == nil:
+			g.log.Info("reloaded: asked by another gateway", "from", n.From)
+		case errors.As(err, &fileErrs):
+			g.log.Warn("reloaded: asked by another gateway; some definitions were left out", "from", n.From, "error", err)
+		default:
+			g.log.Error("reload asked by another gateway failed; the APIs being served stay", "from", n.From, "error", err)
 		}
 	case NoticeKeySpaceUpdate:
 		g.cache.Forget(n.Payload)

@@ -154,7 +154,7 @@ var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
 			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/reload/group", "").StatusCode).To(Equal(http.StatusOK))
 			msg, err := sub.ReceiveMessage(ctx)
 			Expect(err).NotTo(HaveOccurred())
-			Eventually(two.Logs).WithContext(ctx).Should(ContainSubstring("reloading: asked by another gateway"))
+			Eventually(two.Logs).WithContext(ctx).Should(ContainSubstring("reloaded: asked by another gateway"))
 
 			By("adding a definition and sending the recorded reload again")
 			env.WriteAPIFile("added.json", keylessAPI("added", "/added/"))
