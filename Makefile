@@ -17,9 +17,8 @@ test: lint ### run every spec with the race detector and the leak guard, on simu
 	go run ./tools/outline -counts $$dir/specs.json; exit $$status
 
 # The real tier shares one cluster, emptied before each spec, so its specs
-# run one at a time. gateway/limit is left out: all its specs are
-# simulated-only (they pin the cluster's clock).
-REAL_PACKAGES := ./specs ./cluster ./gateway/event
+# run one at a time.
+REAL_PACKAGES := ./specs ./cluster ./gateway/event ./gateway/limit
 
 test-real: ### run the specs on the real Redis Cluster of `make cluster-up` (simulated-only specs left out)
 	@addrs=$$(tools/redis-cluster/cluster.sh addrs); \

@@ -8,9 +8,10 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Redis failure", func() {
+var _ = Describe("Redis failure", specs.SimulatedOnly("kills simulated nodes"), func() {
 	const (
 		id   = "key-hash-4"
 		rate = 3.0

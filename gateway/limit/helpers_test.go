@@ -2,12 +2,10 @@ package limit_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
@@ -28,23 +26,36 @@ var t0 = time.Unix(1_900_000_000, 0)
 // ClusterClient on it that records the commands it sends, and the clock the
 // limiters read, which moves together with the cluster's.
 type Env struct {
+	// Cluster is the simulated cluster; nil on the real tier, where the
+	// cluster's own clock cannot be moved (PassTime moves the limiters'
+	// only) and specs labelled simulated-only do not run.
 	Cluster  *cluster.Cluster
 	Client   *redis.ClusterClient
 	Commands *CommandLog
+
+	addrs []string
 
 	mu  sync.Mutex
 	now time.Time
 }
 
-// NewEnv starts the cluster and the client, both stopped when the spec ends.
+// NewEnv starts the cluster and the client, both stopped when the spec
+// ends; on the real tier it empties the real cluster instead.
 func NewEnv() *Env {
 	GinkgoHelper()
-	c, err := cluster.Start(3)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(c.Close)
-	c.SetTime(t0)
-	env := &Env{Cluster: c, now: t0}
-	env.Client = env.Connect()
+	env := &Env{now: t0}
+	if real := specs.RealCluster(); real != nil {
+		env.addrs = real
+		env.Client = env.Connect()
+		specs.FlushRealCluster(env.Client)
+	} else {
+		c, err := cluster.Start(3)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(c.Close)
+		c.SetTime(t0)
+		env.Cluster, env.addrs = c, c.Addrs()
+		env.Client = env.Connect()
+	}
 	env.Commands = RecordCommands(env.Client)
 	return env
 }
@@ -53,15 +64,19 @@ func NewEnv() *Env {
 // would have, with the harness's fast-failing options.
 func (e *Env) Connect() *redis.ClusterClient {
 	GinkgoHelper()
-	return specs.ConnectCluster(e.Cluster.Addrs()...)
+	return specs.ConnectCluster(e.addrs...)
 }
 
 // ConnectToOwner returns a plain single-node client on the node that owns
 // key, the way a gateway configured with one Redis host talks to it.
 func (e *Env) ConnectToOwner(key string) *redis.Client {
 	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	owner, err := e.Client.MasterForKey(ctx, key)
+	Expect(err).NotTo(HaveOccurred())
 	client := redis.NewClient(&redis.Options{
-		Addr:            e.Cluster.NodeForKey(key).Addr(),
+		Addr:            owner.Options().Addr,
 		MaxRetries:      1,
 		DialTimeout:     time.Second,
 		ReadTimeout:     time.Second,
@@ -78,13 +93,16 @@ func (e *Env) Now() time.Time {
 	return e.now
 }
 
-// PassTime moves the limiters' clock and the cluster's together, so that
-// sorted-set scores and key TTLs agree.
+// PassTime moves the limiters' clock and the simulated cluster's
+// together, so that sorted-set scores and key TTLs agree. A real Redis
+// keeps its own time.
 func (e *Env) PassTime(d time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.now = e.now.Add(d)
-	e.Cluster.FastForward(d)
+	if e.Cluster != nil {
+		e.Cluster.FastForward(d)
+	}
 }
 
 // NewWindow returns a Window on the spec's client and clock.
@@ -98,29 +116,55 @@ func (e *Env) NewQuota() *limit.Quota {
 	return limit.NewQuota(e.Client, e.Now)
 }
 
-// Owner is the miniredis behind the node that stores key.
-func (e *Env) Owner(key string) *miniredis.Miniredis {
-	return e.Cluster.NodeForKey(key).Miniredis()
+// inspect bounds a spec's own look at what is stored.
+func inspect() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	DeferCleanup(cancel)
+	return ctx
 }
 
-// WindowEntries lists the requests counted in id's window, read straight
-// from the node that owns it.
+// Stored is the string stored at key.
+func (e *Env) Stored(key string) string {
+	GinkgoHelper()
+	v, err := e.Client.Get(inspect(), key).Result()
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+// StoredTTL is key's time to live, in whole seconds as Redis's TTL
+// answers.
+func (e *Env) StoredTTL(key string) time.Duration {
+	GinkgoHelper()
+	ttl, err := e.Client.TTL(inspect(), key).Result()
+	Expect(err).NotTo(HaveOccurred())
+	return ttl
+}
+
+// WindowEntries lists the requests counted in id's window.
 func (e *Env) WindowEntries(id string) []string {
 	GinkgoHelper()
-	members, err := e.Owner(limit.WindowKey(id)).ZMembers(limit.WindowKey(id))
-	if errors.Is(err, miniredis.ErrKeyNotFound) {
+	members, err := e.Client.ZRange(inspect(), limit.WindowKey(id), 0, -1).Result()
+	Expect(err).NotTo(HaveOccurred())
+	if len(members) == 0 {
 		return nil
 	}
-	Expect(err).NotTo(HaveOccurred())
 	return members
 }
 
-// StoredKeys lists every key on every node.
+// StoredKeys lists every key on every master.
 func (e *Env) StoredKeys() []string {
-	var keys []string
-	for _, node := range e.Cluster.Nodes() {
-		keys = append(keys, node.Miniredis().Keys()...)
-	}
+	GinkgoHelper()
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	Expect(e.Client.ForEachMaster(inspect(), func(ctx context.Context, m *redis.Client) error {
+		found, err := m.Keys(ctx, "*").Result()
+		mu.Lock()
+		keys = append(keys, found...)
+		mu.Unlock()
+		return err
+	})).To(Succeed())
 	return keys
 }
 

@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/specs"
 )
 
 var _ = Describe("Quota", func() {
@@ -43,7 +44,7 @@ var _ = Describe("Quota", func() {
 
 		It("keeps the counter on the node that owns QuotaKey(id)", func(ctx SpecContext) {
 			Consume(ctx, quota, id, quotaMax, renewal)
-			Expect(env.Owner(limit.QuotaKey(id)).Get(limit.QuotaKey(id))).To(Equal("1"))
+			Expect(env.Stored(limit.QuotaKey(id))).To(Equal("1"))
 		}, SpecTimeout(10*time.Second))
 	})
 
@@ -54,13 +55,13 @@ var _ = Describe("Quota", func() {
 			}
 		}, NodeTimeout(10*time.Second))
 
-		It("refuses with Remaining 0", func(ctx SpecContext) {
+		It("refuses with Remaining 0", specs.SimulatedOnly("Renews is read from PTTL, which a real Redis counts down in real time while the spec clock stands still"), func(ctx SpecContext) {
 			Expect(Consume(ctx, quota, id, quotaMax, renewal)).To(Equal(limit.QuotaDecision{
 				Max: 3, Remaining: 0, Renews: t0.Add(renewal),
 			}))
 		}, SpecTimeout(10*time.Second))
 
-		It("allows again with a full quota once the renewal period has passed", func(ctx SpecContext) {
+		It("allows again with a full quota once the renewal period has passed", specs.SimulatedOnly("waits for a key's TTL to run out, and a real Redis's clock cannot be moved"), func(ctx SpecContext) {
 			env.PassTime(renewal)
 			Expect(Consume(ctx, quota, id, quotaMax, renewal)).To(Equal(limit.QuotaDecision{
 				Allowed: true, Max: 3, Remaining: 2, Renews: t0.Add(2 * renewal),
@@ -74,7 +75,7 @@ var _ = Describe("Quota", func() {
 	})
 
 	When("the renewal period is running", func() {
-		It("reports Renews as the end of the period the first request started", func(ctx SpecContext) {
+		It("reports Renews as the end of the period the first request started", specs.SimulatedOnly("Renews is read from PTTL, which a real Redis counts down in real time while the spec clock stands still"), func(ctx SpecContext) {
 			Consume(ctx, quota, id, quotaMax, renewal)
 			env.PassTime(20 * time.Minute)
 			Expect(Consume(ctx, quota, id, quotaMax, renewal).Renews).To(Equal(t0.Add(renewal)))
@@ -94,7 +95,7 @@ var _ = Describe("Quota", func() {
 	})
 
 	When("a counter started without renewal is later consumed with one", func() {
-		It("starts a renewal period then, instead of never resetting", func(ctx SpecContext) {
+		It("starts a renewal period then, instead of never resetting", specs.SimulatedOnly("waits for a key's TTL to run out, and a real Redis's clock cannot be moved"), func(ctx SpecContext) {
 			Consume(ctx, quota, id, quotaMax, 0)
 			env.PassTime(time.Minute)
 			Expect(Consume(ctx, quota, id, quotaMax, renewal).Renews).To(Equal(t0.Add(time.Minute + renewal)))
@@ -130,7 +131,7 @@ var _ = Describe("Quota", func() {
 			Expect(Consume(ctx, quota, id, quotaMax, renewal).Remaining).To(Equal(int64(1)))
 		}, SpecTimeout(10*time.Second))
 
-		It("reports what the last Consume left", func(ctx SpecContext) {
+		It("reports what the last Consume left", specs.SimulatedOnly("Renews is read from PTTL, which a real Redis counts down in real time while the spec clock stands still"), func(ctx SpecContext) {
 			env.PassTime(time.Minute)
 			Consume(ctx, quota, id, quotaMax, renewal)
 			Expect(quota.Peek(ctx, id, quotaMax)).To(Equal(limit.QuotaDecision{
