@@ -22,39 +22,20 @@ type tier struct {
 
 func startTier() tier {
 	GinkgoHelper()
-	addrs := specs.RealCluster()
-	if addrs == nil {
-		addrs = StartCluster(cluster.DefaultNodes).Addrs()
-	}
-	client := ConnectClusterClient(addrs...)
-	if specs.RealCluster() != nil {
-		specs.FlushRealCluster(client)
-	}
-	return tier{client: client}
+	addrs, _ := specs.StartCluster(cluster.DefaultNodes)
+	return tier{client: ConnectClusterClient(addrs...)}
 }
 
-// owner is the address of the master that serves key, as the cluster
-// itself reports it (CLUSTER SLOTS).
+// owner is the address of the master that serves key.
 func (t tier) owner(ctx context.Context, key string) string {
 	GinkgoHelper()
-	m, err := t.client.MasterForKey(ctx, key)
-	Expect(err).NotTo(HaveOccurred())
-	return m.Options().Addr
+	return specs.MasterOf(ctx, t.client, key)
 }
 
 // masters lists the masters' addresses, sorted.
 func (t tier) masters(ctx context.Context) []string {
 	GinkgoHelper()
-	slots, err := t.client.ClusterSlots(ctx).Result()
-	Expect(err).NotTo(HaveOccurred())
-	var addrs []string
-	for _, s := range slots {
-		if !slices.Contains(addrs, s.Nodes[0].Addr) {
-			addrs = append(addrs, s.Nodes[0].Addr)
-		}
-	}
-	slices.Sort(addrs)
-	return addrs
+	return specs.Masters(ctx, t.client)
 }
 
 // other is a master that does not serve key.

@@ -141,25 +141,13 @@ func NewEnv(opts ...EnvOption) *Env {
 	}
 	env := &Env{AppDir: GinkgoT().TempDir(), settings: s}
 
-	if real := RealCluster(); real != nil {
-		env.Addrs = real
-		env.Clock = &Clock{now: specEpoch, wall: s.wallClock}
-		env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: real})
-		DeferCleanup(env.Redis.Close)
-		FlushRealCluster(env.Redis)
-	} else {
-		c, err := cluster.Start(cluster.DefaultNodes)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(c.Close)
-		env.Cluster = c
-		env.Addrs = c.Addrs()
-		env.Clock = &Clock{now: specEpoch, cluster: c, wall: s.wallClock}
-		if !s.wallClock {
-			c.SetTime(specEpoch)
-		}
-		env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
-		DeferCleanup(env.Redis.Close)
+	env.Addrs, env.Cluster = StartCluster(cluster.DefaultNodes)
+	env.Clock = &Clock{now: specEpoch, cluster: env.Cluster, wall: s.wallClock}
+	if env.Cluster != nil && !s.wallClock {
+		env.Cluster.SetTime(specEpoch)
 	}
+	env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: env.Addrs})
+	DeferCleanup(env.Redis.Close)
 
 	env.Upstream = StartRecordingUpstream()
 	for _, def := range s.apis {

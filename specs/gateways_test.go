@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -18,17 +19,17 @@ import (
 // every node of the cluster.
 func subscribers(ctx context.Context, env *specs.Env) int64 {
 	GinkgoHelper()
-	var total int64
-	results := make(chan int64, 16)
+	var (
+		mu    sync.Mutex
+		total int64
+	)
 	Expect(env.Redis.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
 		counts, err := node.PubSubNumSub(ctx, gateway.NotificationChannel).Result()
-		results <- counts[gateway.NotificationChannel]
+		mu.Lock()
+		defer mu.Unlock()
+		total += counts[gateway.NotificationChannel]
 		return err
 	})).To(Succeed())
-	close(results)
-	for n := range results {
-		total += n
-	}
 	return total
 }
 

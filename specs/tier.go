@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +12,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/cluster"
 )
 
 // RealClusterEnv names the environment variable that moves the specs from
@@ -72,27 +75,55 @@ func FlushRealCluster(client *redis.ClusterClient) {
 	}).WithContext(ctx).WithPolling(100*time.Millisecond).Should(Succeed(), "the real cluster is not serving every slot")
 }
 
-// OwnerOf returns the address of the master that stores key, asking the
-// cluster itself (CLUSTER SLOTS), so it works on both tiers.
-func (e *Env) OwnerOf(ctx context.Context, key string) string {
+// StartCluster gives a spec its Redis Cluster. On the real tier that is
+// the real cluster, emptied first, and sim is nil; otherwise a simulated
+// cluster of n nodes, closed when the spec ends.
+func StartCluster(n int) (addrs []string, sim *cluster.Cluster) {
 	GinkgoHelper()
-	master, err := e.Redis.MasterForKey(ctx, key)
+	if real := RealCluster(); real != nil {
+		FlushRealCluster(ConnectCluster(real...))
+		return real, nil
+	}
+	c, err := cluster.Start(n)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(c.Close)
+	return c.Addrs(), c
+}
+
+// MasterOf returns the address of the master that stores key, as the
+// cluster itself reports it (CLUSTER SLOTS), so it works on both tiers.
+func MasterOf(ctx context.Context, client *redis.ClusterClient, key string) string {
+	GinkgoHelper()
+	master, err := client.MasterForKey(ctx, key)
 	Expect(err).NotTo(HaveOccurred())
 	return master.Options().Addr
 }
 
-// Masters lists the addresses of the cluster's masters.
-func (e *Env) Masters(ctx context.Context) []string {
+// Masters lists the addresses of the cluster's masters, sorted.
+func Masters(ctx context.Context, client *redis.ClusterClient) []string {
 	GinkgoHelper()
 	var (
 		mu    sync.Mutex
 		addrs []string
 	)
-	Expect(e.Redis.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+	Expect(client.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		mu.Lock()
 		defer mu.Unlock()
 		addrs = append(addrs, m.Options().Addr)
 		return nil
 	})).To(Succeed())
+	slices.Sort(addrs)
 	return addrs
+}
+
+// OwnerOf returns the address of the master that stores key.
+func (e *Env) OwnerOf(ctx context.Context, key string) string {
+	GinkgoHelper()
+	return MasterOf(ctx, e.Redis, key)
+}
+
+// Masters lists the addresses of the cluster's masters, sorted.
+func (e *Env) Masters(ctx context.Context) []string {
+	GinkgoHelper()
+	return Masters(ctx, e.Redis)
 }

@@ -175,14 +175,7 @@ func BuildWebhook(conf event.WebhookConfig, o event.WebhookOptions) *event.Webho
 // clock), or on the real tier the real one, emptied first (and nil).
 func StartCluster() ([]string, *cluster.Cluster) {
 	GinkgoHelper()
-	if real := specs.RealCluster(); real != nil {
-		specs.FlushRealCluster(specs.ConnectCluster(real...))
-		return real, nil
-	}
-	c, err := cluster.Start(cluster.DefaultNodes)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(c.Close)
-	return c.Addrs(), c
+	return specs.StartCluster(cluster.DefaultNodes)
 }
 
 // ConnectGateway returns the go-redis client one gateway would use for the

@@ -44,18 +44,11 @@ type Env struct {
 func NewEnv() *Env {
 	GinkgoHelper()
 	env := &Env{now: t0}
-	if real := specs.RealCluster(); real != nil {
-		env.addrs = real
-		env.Client = env.Connect()
-		specs.FlushRealCluster(env.Client)
-	} else {
-		c, err := cluster.Start(3)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(c.Close)
-		c.SetTime(t0)
-		env.Cluster, env.addrs = c, c.Addrs()
-		env.Client = env.Connect()
+	env.addrs, env.Cluster = specs.StartCluster(3)
+	if env.Cluster != nil {
+		env.Cluster.SetTime(t0)
 	}
+	env.Client = env.Connect()
 	env.Commands = RecordCommands(env.Client)
 	return env
 }
