@@ -1,10 +1,8 @@
 package cluster_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -112,17 +110,7 @@ var _ = Describe("Cluster discovery", specs.SimulatedOnly("compares the answers 
 	When("a ClusterClient is seeded with one node", func() {
 		It("discovers every node", func(ctx SpecContext) {
 			client := ConnectClusterClient(c.Addrs()[1])
-			var (
-				mu   sync.Mutex
-				seen []string
-			)
-			Expect(client.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-				mu.Lock()
-				defer mu.Unlock()
-				seen = append(seen, node.Options().Addr)
-				return nil
-			})).To(Succeed())
-			Expect(seen).To(ConsistOf(c.Addrs()))
+			Expect(specs.Masters(ctx, client)).To(ConsistOf(c.Addrs()))
 		}, SpecTimeout(5*time.Second))
 	})
 })
