@@ -82,11 +82,14 @@ var _ = Describe("JS runner regression: Tyk #804", Label("jsvm", "leak"), func()
 	When("JS runs on tollgate's runner", func() {
 		It("leaves no goroutine after many runs, including runs that time out", func(ctx SpecContext) {
 			guard := specs.NewLeakGuard()
+			// A timeout of 200 ms: long enough for a pass-through run (a new
+			// VM's first run included) under the race detector on a busy
+			// machine, short enough that the five runs that spin take a second.
 			prog, err := jsvm.Compile(jsvm.Spec{APIID: "a"}, []jsvm.Source{
 				{Name: "pass", File: "pass.js", Code: []byte(passThrough)},
 				{Name: "spin", File: "spin.js", Code: []byte(`var spin = new TykJS.TykMiddleware.NewMiddleware({});
 spin.NewProcessRequest(function(request, session) { while (true) {} });`)},
-			}, jsvm.Config{Timeout: 20 * time.Millisecond, Host: nopHost{}})
+			}, jsvm.Config{Timeout: 200 * time.Millisecond, Host: nopHost{}})
 			Expect(err).NotTo(HaveOccurred())
 			for range 200 {
 				_, err := prog.Run(ctx, "pass", jsvm.Request{Method: "GET", URL: "/"}, []byte("{}"))
