@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,32 @@ func newTransport(timeout time.Duration, dial func(ctx context.Context, network,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,
 	}
+}
+
+// copyBuffers are the buffers every proxy copies response bodies through.
+// Without a pool, httputil.ReverseProxy allocates 32 KiB for every
+// response: most of what a small proxied request allocates, and so most of
+// the garbage collector's work under load.
+var copyBuffers bufferPool
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+type bufferPool struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) != copyBufferSize {
+		return
+	}
+	b = b[:copyBufferSize]
+	p.pool.Put(&b)
 }
 
 // proxy forwards one API version's requests to its upstream.
@@ -69,7 +96,8 @@ func headerSettings(v VersionInfo) (set map[string]string, remove []string) {
 func newProxy(ps proxySettings, apiID string, transport http.RoundTripper, log *slog.Logger) *proxy {
 	apiLog := log.With("api_id", apiID)
 	return &proxy{rp: &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: &copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			if ps.strip {
 				stripListenPath(pr.Out.URL, ps.listenPath)
