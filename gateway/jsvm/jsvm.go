@@ -3,7 +3,6 @@ package jsvm
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,7 +110,7 @@ type Program struct {
 	host    Host
 	client  *http.Client
 	fresh   bool
-	config  string // the JSON of Spec as scripts see it
+	spec    Spec // what scripts get as config
 
 	template *otto.Otto        // never runs after Compile; only copied
 	files    map[string]string // middleware name → file
@@ -145,17 +144,8 @@ func Compile(spec Spec, sources []Source, cfg Config) (*Program, error) {
 	if cfg.MaxIdle <= 0 {
 		cfg.MaxIdle = 2 * runtime.GOMAXPROCS(0)
 	}
-	configData := spec.ConfigData
-	if configData == nil {
-		configData = map[string]any{}
-	}
-	config, err := json.Marshal(struct {
-		APIID      string         `json:"APIID"`
-		OrgID      string         `json:"OrgID"`
-		ConfigData map[string]any `json:"config_data"`
-	}{spec.APIID, spec.OrgID, configData})
-	if err != nil {
-		return nil, fmt.Errorf("encoding config_data: %w", err)
+	if spec.ConfigData == nil {
+		spec.ConfigData = map[string]any{}
 	}
 	p := &Program{
 		timeout: cfg.Timeout,
@@ -164,7 +154,7 @@ func Compile(spec Spec, sources []Source, cfg Config) (*Program, error) {
 		host:    cfg.Host,
 		client:  cfg.Client,
 		fresh:   cfg.FreshVM,
-		config:  string(config),
+		spec:    spec,
 		files:   make(map[string]string, len(sources)),
 		known:   make(map[string]struct{}),
 		idle:    make(chan *vm, cfg.MaxIdle),
@@ -195,6 +185,9 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 	if err := load(tmpl, "tyk.js", tykJS); err != nil {
 		return err
 	}
+	if err := p.nativeWrapper(tmpl); err != nil {
+		return err
+	}
 	if err := p.hookDefine(tmpl); err != nil {
 		return err
 	}
@@ -214,7 +207,7 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 		}
 		p.files[src.Name] = file
 	}
-	names, err := tmpl.Run(`Object.getOwnPropertyNames(this)`)
+	names, err := tmpl.Run(builtinsJS + `[0].getOwnPropertyNames(this)`)
 	if err != nil {
 		return fmt.Errorf("listing globals: %w", err)
 	}
@@ -238,6 +231,23 @@ func load(js *otto.Otto, file string, code []byte) error {
 	return nil
 }
 
+// nativeWrapper stashes the native constructors (stashJS) and replaces
+// tyk.js's ReturnData and ReturnAuthData with Go functions that do the
+// same, before any script runs.
+func (p *Program) nativeWrapper(tmpl *otto.Otto) error {
+	if _, err := tmpl.Run(stashJS); err != nil {
+		return fmt.Errorf("stashing the native constructors: %w", err)
+	}
+	proto, err := tmpl.Object(`TykJS.TykMiddleware.MiddlewareComponentMeta.prototype`)
+	if err != nil {
+		return fmt.Errorf("finding the middleware prototype: %w", err)
+	}
+	if err := proto.Set("ReturnData", p.returnData("SessionMeta")); err != nil {
+		return err
+	}
+	return proto.Set("ReturnAuthData", p.returnData("Session"))
+}
+
 // middleware returns the middleware object named name.
 func middleware(js *otto.Otto, name string) (entry, error) {
 	this, err := js.Get(name)
@@ -251,19 +261,23 @@ func middleware(js *otto.Otto, name string) (entry, error) {
 	return entry{this: this}, nil
 }
 
-// call does what tyk.js's DoProcessRequest does, from Go: JSON.parse of
-// the three inputs and the call of ProcessRequest are made without otto
-// evaluating a single statement of the wrapper, and with an Interrupt
-// channel set otto yields the goroutine before every statement and
-// expression it evaluates.
-func (v *vm) call(e entry, request, session, config string) (otto.Value, error) {
-	var args [3]otto.Value
-	for i, s := range [3]string{request, session, config} {
-		val, err := v.jsonParse.Call(v.json, s)
-		if err != nil {
-			return otto.UndefinedValue(), err
-		}
-		args[i] = val
+// call does what tyk.js's DoProcessRequest does, from Go: the three
+// arguments are made from Go values and the session's JSON (see build.go) and ProcessRequest is called without otto evaluating a
+// single statement of the wrapper; with an Interrupt channel set, otto
+// yields the goroutine before every statement and expression it evaluates.
+func (v *vm) call(e entry, req *Request, session string, spec *Spec) (otto.Value, error) {
+	var (
+		args [3]otto.Value
+		err  error
+	)
+	if args[0], err = v.request(req); err != nil {
+		return otto.UndefinedValue(), err
+	}
+	if args[1], err = v.parse(session); err != nil {
+		return otto.UndefinedValue(), err
+	}
+	if args[2], err = v.config(spec); err != nil {
+		return otto.UndefinedValue(), err
 	}
 	fn, err := e.this.Object().Get("ProcessRequest")
 	if err != nil {
@@ -324,9 +338,7 @@ func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON
 				return err
 			}
 		}
-		v.buf = appendRequest(v.buf[:0], &req)
-		e := v.entries[name]
-		out, err := v.call(e, string(v.buf), session, p.config)
+		out, err := v.call(v.entries[name], &req, session, &p.spec)
 		if err != nil {
 			return scriptError(err, file)
 		}

@@ -1,14 +1,9 @@
 package jsvm
 
-import (
-	"encoding/json"
-	"maps"
-	"slices"
-	"unicode/utf8"
-)
+import "encoding/json"
 
 // Request is what a middleware sees of the HTTP request, as Tyk's
-// MiniRequestObject. The wrapper adds the fields a script fills in
+// MiniRequestObject. The object a script gets also has the fields it fills in
 // (SetHeaders, DeleteHeaders, AddParams, ExtendedParams, DeleteParams,
 // ReturnOverrides, IgnoreBody) with empty defaults.
 type Request struct {
@@ -78,94 +73,4 @@ type ReturnOverrides struct {
 	// OverrideError answers a code >= 400 verbatim instead of as a
 	// Tyk-shaped error.
 	OverrideError bool `json:"OverrideError"`
-}
-
-// requestDefaults are the fields a script fills in, empty, as the tail of
-// every request object.
-const requestDefaults = `,"SetHeaders":{},"DeleteHeaders":[],"AddParams":{},"ExtendedParams":{},"DeleteParams":[],` +
-	`"ReturnOverrides":{"ResponseCode":0,"ResponseError":"","ResponseBody":"","ResponseHeaders":{},"OverrideError":false},` +
-	`"IgnoreBody":false}`
-
-// appendRequest appends req as the JSON of Tyk's MiniRequestObject, with
-// the defaults; nil maps become {}. Map keys are sorted so that scripts
-// see headers and parameters in a stable order.
-func appendRequest(b []byte, req *Request) []byte {
-	b = append(b, `{"Headers":`...)
-	b = appendValues(b, req.Headers)
-	b = append(b, `,"Body":`...)
-	b = appendString(b, req.Body)
-	b = append(b, `,"URL":`...)
-	b = appendString(b, req.URL)
-	b = append(b, `,"Params":`...)
-	b = appendValues(b, req.Params)
-	b = append(b, `,"Method":`...)
-	b = appendString(b, req.Method)
-	b = append(b, `,"RequestURI":`...)
-	b = appendString(b, req.RequestURI)
-	b = append(b, `,"Scheme":`...)
-	b = appendString(b, req.Scheme)
-	return append(b, requestDefaults...)
-}
-
-func appendValues(b []byte, m map[string][]string) []byte {
-	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':', '[')
-		for j, v := range m[k] {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, v)
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
-}
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD,
-// as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -68,6 +68,18 @@ var _ = Describe("What a middleware receives", func() {
 			))
 		})
 
+		It("is made with the native Object and Array even when a script replaced them while loading", func(ctx SpecContext) {
+			prog := env.Compile(`Object = function () { return 1; }; Array = function () { return 2; };
+var mw = new TykJS.TykMiddleware.NewMiddleware({});
+mw.NewProcessRequest(function (request, session, config) {
+    request.SetHeaders["X-Shape"] = [request.DeleteHeaders.length, typeof request.AddParams,
+        session.rate, config.APIID].join(",");
+    return mw.ReturnData(request);
+});`)
+			Expect(Run(ctx, prog, plainGet(), `{"rate": 5}`).Request.SetHeaders).
+				To(HaveKeyWithValue("X-Shape", "0,object,5,api-1"))
+		}, SpecTimeout(10*time.Second))
+
 		It("starts with empty changes and no response override", func() {
 			Expect(seen["X-Defaults"]).To(MatchJSON(`[[], {}, {}, [],
 				{"ResponseCode": 0, "ResponseError": "", "ResponseBody": "", "ResponseHeaders": {}, "OverrideError": false},
@@ -102,6 +114,35 @@ var _ = Describe("What a middleware receives", func() {
 		It("is an empty object when Run is given none", func(ctx SpecContext) {
 			prog := env.Compile(middleware(`request.SetHeaders["X-Session"] = JSON.stringify(session);`))
 			Expect(Run(ctx, prog, plainGet(), ``).Request.SetHeaders).To(HaveKeyWithValue("X-Session", "{}"))
+		}, SpecTimeout(10*time.Second))
+
+		It("keeps every JSON form: escapes, non-ASCII text, numbers, null, booleans and nesting", func(ctx SpecContext) {
+			sessionJSON := `{"alias": "a \"quoted\" \\ name\n\u00e9\ud83d\ude80", "plain": "ünïcödé 🚀",
+				"rate": -1.5e3, "per": 0, "big": 12345678901, "is_inactive": false, "ok": true, "meta_data": null,
+				"tags": ["a", "", []], "access_rights": {"api-1": {"versions": [{"v": [1, {}]}]}}, "empty": {}}`
+			prog := env.Compile(`var mw = new TykJS.TykMiddleware.NewMiddleware({});
+mw.NewProcessRequest(function (request, session) {
+    request.SetHeaders["X-Types"] = [typeof session.alias, typeof session.rate, session.meta_data === null,
+        session.ok === true, Array.isArray(session.tags), session.tags[2].length, session.alias.length].join(",");
+    return mw.ReturnAuthData(request, session);
+});`)
+			res := Run(ctx, prog, plainGet(), sessionJSON)
+			Expect(res.Session).To(MatchJSON(sessionJSON))
+			Expect(res.Request.SetHeaders).To(HaveKeyWithValue("X-Types", "string,number,true,true,true,0,21"))
+		}, SpecTimeout(10*time.Second))
+
+		It("has its fields in the order of the JSON", func(ctx SpecContext) {
+			prog := env.Compile(middleware(`request.SetHeaders["X-Keys"] = Object.keys(session).join(",");`))
+			Expect(Run(ctx, prog, plainGet(), `{"z": 1, "a": 2, "m": {"y": 1, "b": 2}}`).Request.SetHeaders).
+				To(HaveKeyWithValue("X-Keys", "z,a,m"))
+		}, SpecTimeout(10*time.Second))
+
+		It("fails the run with JSON.parse's SyntaxError when the session is not JSON", func(ctx SpecContext) {
+			prog := env.Compile(middleware(``))
+			for _, bad := range []string{`{"rate": }`, `{"rate": 01}`, `{"rate": 1} x`, `["a",]`, `{"a": "\x"}`} {
+				_, err := prog.Run(ctx, "mw", plainGet(), []byte(bad))
+				Expect(err).To(MatchError(ContainSubstring("SyntaxError")), "session %s", bad)
+			}
 		}, SpecTimeout(10*time.Second))
 	})
 

@@ -30,12 +30,13 @@ type vm struct {
 	del       otto.Value   // function (n) { return delete global[n]; }
 	initial   []otto.Value // the values of Program.globals after init
 
-	jsonStringify otto.Value // JSON.stringify as it was after init
-	json          otto.Value // the JSON object, and JSON.parse, as after init
+	// The natives (see stashJS), whatever the scripts did to the globals.
+	jsonStringify otto.Value
+	json          otto.Value
 	jsonParse     otto.Value
+	objectCtor    otto.Value
+	arrayCtor     otto.Value
 	say           otto.Value // log, as after init
-
-	buf []byte // the request's JSON, reused from run to run
 }
 
 // entry is the middleware object a run calls ProcessRequest on.
@@ -43,11 +44,11 @@ type entry struct {
 	this otto.Value
 }
 
-// helperJS gives Go the objects it needs to reset a VM and read results.
-// They are taken before any run could replace them.
-const helperJS = `(function (g) {
-	return [g, Object.getOwnPropertyNames, function (n) { return delete g[n]; }, JSON.stringify, JSON, JSON.parse, log];
-})(this)`
+// helperJS gives Go the objects it needs to reset a VM, make arguments and
+// read results. They are taken before any run could replace them.
+const helperJS = `(function (g, b) {
+	return [g, b[0].getOwnPropertyNames, function (n) { return delete g[n]; }, b[4], b[2], b[3], log, b[0], b[1]];
+})(this, ` + builtinsJS + `)`
 
 // hookJS makes Object.defineProperty and Object.defineProperties report
 // their use (see vm.defined). It runs in the template before any script.
@@ -183,7 +184,11 @@ func (p *Program) setup(v *vm) error {
 		if err == nil {
 			if v.json, err = h.Get("4"); err == nil {
 				if v.jsonParse, err = h.Get("5"); err == nil {
-					v.say, err = h.Get("6")
+					if v.say, err = h.Get("6"); err == nil {
+						if v.objectCtor, err = h.Get("7"); err == nil {
+							v.arrayCtor, err = h.Get("8")
+						}
+					}
 				}
 			}
 		}
