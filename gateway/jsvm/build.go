@@ -18,15 +18,24 @@ import (
 // costs more still (a scope and an arguments object per call), so the
 // objects are never made by a JS factory either.
 
-// stashJS keeps the native Object and Array constructors, and JSON with its
-// parse and stringify, where no script can replace them: a frozen array in
-// a non-enumerable, read-only global. It runs in the template before any
-// script, so what the gateway itself calls is always the native.
-const stashJS = `Object.defineProperty(this, "__tollgate_builtins",
-	{value: Object.freeze([Object, Array, JSON, JSON.parse, JSON.stringify])})`
+// stashJS installs the Go JSON.stringify (see stringify.go) and keeps the
+// natives the gateway calls where no script can replace them: a frozen
+// array in a non-enumerable, read-only global, [Object, Array, JSON,
+// JSON.parse, JSON.stringify, otto's JSON.stringify]. It runs in the
+// template before any script.
+const stashJS = `(function (g, stringify) {
+	var original = JSON.stringify;
+	JSON.stringify = stringify;
+	Object.defineProperty(g, "__tollgate_builtins",
+		{value: Object.freeze([Object, Array, JSON, JSON.parse, stringify, original])});
+})`
 
-// builtinsJS reads them back in a VM.
-const builtinsJS = `__tollgate_builtins`
+// builtinsJS reads the stash back in a VM; stashOttoStringify is the index
+// of otto's JSON.stringify in it.
+const (
+	builtinsJS         = `__tollgate_builtins`
+	stashOttoStringify = "5"
+)
 
 // argIndex names array indexes without formatting the small ones.
 var argIndex = [...]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}

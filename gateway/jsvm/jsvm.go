@@ -231,12 +231,19 @@ func load(js *otto.Otto, file string, code []byte) error {
 	return nil
 }
 
-// nativeWrapper stashes the native constructors (stashJS) and replaces
-// tyk.js's ReturnData and ReturnAuthData with Go functions that do the
-// same, before any script runs.
+// nativeWrapper installs the Go JSON.stringify, stashes the natives
+// (stashJS) and replaces tyk.js's ReturnData and ReturnAuthData with Go
+// functions that do the same, before any script runs.
 func (p *Program) nativeWrapper(tmpl *otto.Otto) error {
-	if _, err := tmpl.Run(stashJS); err != nil {
-		return fmt.Errorf("stashing the native constructors: %w", err)
+	stash, err := tmpl.Run(stashJS)
+	if err == nil {
+		var global otto.Value
+		if global, err = tmpl.Run(`this`); err == nil {
+			_, err = stash.Call(otto.UndefinedValue(), global, p.jsonStringify)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("stashing the natives: %w", err)
 	}
 	proto, err := tmpl.Object(`TykJS.TykMiddleware.MiddlewareComponentMeta.prototype`)
 	if err != nil {

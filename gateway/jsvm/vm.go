@@ -36,6 +36,7 @@ type vm struct {
 	jsonParse     otto.Value
 	objectCtor    otto.Value
 	arrayCtor     otto.Value
+	ottoStringify otto.Value // otto's own, for what the Go one leaves to it
 	say           otto.Value // log, as after init
 }
 
@@ -47,7 +48,7 @@ type entry struct {
 // helperJS gives Go the objects it needs to reset a VM, make arguments and
 // read results. They are taken before any run could replace them.
 const helperJS = `(function (g, b) {
-	return [g, b[0].getOwnPropertyNames, function (n) { return delete g[n]; }, b[4], b[2], b[3], log, b[0], b[1]];
+	return [g, b[0].getOwnPropertyNames, function (n) { return delete g[n]; }, b[4], b[2], b[3], log, b[0], b[1], b[5]];
 })(this, ` + builtinsJS + `)`
 
 // hookJS makes Object.defineProperty and Object.defineProperties report
@@ -186,7 +187,9 @@ func (p *Program) setup(v *vm) error {
 				if v.jsonParse, err = h.Get("5"); err == nil {
 					if v.say, err = h.Get("6"); err == nil {
 						if v.objectCtor, err = h.Get("7"); err == nil {
-							v.arrayCtor, err = h.Get("8")
+							if v.arrayCtor, err = h.Get("8"); err == nil {
+								v.ottoStringify, err = h.Get("9")
+							}
 						}
 					}
 				}
