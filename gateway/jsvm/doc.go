@@ -41,7 +41,10 @@
 // call ends with the script.
 //
 // With an Interrupt channel set, otto calls runtime.Gosched before every
-// statement and expression it evaluates. That, JSON.parse and creating
-// objects are most of what a run costs, so the wrapper's per-request path
-// is kept short.
+// statement and expression it evaluates, and every JS function call costs
+// a scope and an arguments object; creating objects and properties is most
+// of the rest. So a run's arguments are made from Go values (build.go),
+// ReturnData, ReturnAuthData and JSON.stringify are Go functions with
+// otto's results (stringify.go), and no statement of the wrapper runs per
+// request.
 package jsvm

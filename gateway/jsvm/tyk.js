@@ -62,6 +62,8 @@ var TykJS = (function () {
         this.ProcessRequest = callback;
     };
 
+    // The gateway replaces ReturnData and ReturnAuthData with Go functions
+    // that return the same objects (build.go): cheaper than a JS call.
     MiddlewareComponentMeta.prototype.ReturnData = function (request, sessionMeta) {
         return { Request: request, SessionMeta: sessionMeta };
     };
