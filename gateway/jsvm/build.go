@@ -91,6 +91,15 @@ func jsString(s string) otto.Value {
 	return v
 }
 
+// validName is a property name as JSON text would give it: invalid UTF-8
+// becomes U+FFFD.
+func validName(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return validUTF8(s)
+}
+
 func validUTF8(s string) string {
 	out := make([]rune, 0, len(s))
 	for i := 0; i < len(s); {
@@ -117,7 +126,7 @@ func (v *vm) listMap(m map[string][]string) (otto.Value, error) {
 		if err != nil {
 			return otto.UndefinedValue(), err
 		}
-		if err := obj.Set(k, list); err != nil {
+		if err := obj.Set(validName(k), list); err != nil {
 			return otto.UndefinedValue(), err
 		}
 	}
@@ -210,7 +219,7 @@ func (v *vm) value(x any) (otto.Value, error) {
 			if err != nil {
 				return otto.UndefinedValue(), err
 			}
-			if err := obj.Set(k, val); err != nil {
+			if err := obj.Set(validName(k), val); err != nil {
 				return otto.UndefinedValue(), err
 			}
 		}
@@ -434,7 +443,7 @@ func (d *jsonDecoder) object() (otto.Value, error) {
 		if err != nil {
 			return val, err
 		}
-		if err := obj.Set(name, val); err != nil {
+		if err := obj.Set(validName(name), val); err != nil {
 			return d.fail(err)
 		}
 		d.space()

@@ -103,6 +103,13 @@ mw.NewProcessRequest(function (request, session, config) {
 			req.Body = "a\xffb"
 			Expect(Run(ctx, prog, req, `{}`).Request.Body).To(Equal("a\uFFFDb"))
 		}, SpecTimeout(10*time.Second))
+
+		It("replaces invalid UTF-8 with U+FFFD in names too: query parameters and session members", func(ctx SpecContext) {
+			prog := env.Compile(middleware(`request.Body = Object.keys(request.Params).concat(Object.keys(session)).join(",");`))
+			req := plainGet()
+			req.Params = map[string][]string{"p\xff": {"1"}}
+			Expect(Run(ctx, prog, req, "{\"s\xfe\": 1}").Request.Body).To(Equal("p\uFFFD,s\uFFFD"))
+		}, SpecTimeout(10*time.Second))
 	})
 
 	Describe("the session", func() {
