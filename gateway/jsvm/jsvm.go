@@ -269,9 +269,10 @@ func middleware(js *otto.Otto, name string) (entry, error) {
 }
 
 // call does what tyk.js's DoProcessRequest does, from Go: the three
-// arguments are made from Go values and the session's JSON (see build.go) and ProcessRequest is called without otto evaluating a
-// single statement of the wrapper; with an Interrupt channel set, otto
-// yields the goroutine before every statement and expression it evaluates.
+// arguments are made from Go values and the session's JSON (build.go,
+// decode.go) and ProcessRequest is called without otto evaluating a single
+// statement of the wrapper; with an Interrupt channel set, otto yields the
+// goroutine before every statement and expression it evaluates.
 func (v *vm) call(e entry, req *Request, session string, spec *Spec) (otto.Value, error) {
 	var (
 		args [3]otto.Value

@@ -1,7 +1,10 @@
 package jsvm_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 
@@ -137,6 +140,16 @@ mw.NewProcessRequest(function (request, session) {
 			Expect(res.Session).To(MatchJSON(sessionJSON))
 			Expect(res.Request.SetHeaders).To(HaveKeyWithValue("X-Types", "string,number,true,true,true,0,21"))
 		}, SpecTimeout(10*time.Second))
+
+		It("round-trips 300 random JSON documents: what the script stringifies is what was given", func(ctx SpecContext) {
+			prog := env.Compile(`var mw = new TykJS.TykMiddleware.NewMiddleware({});
+mw.NewProcessRequest(function (request, session) { return mw.ReturnAuthData(request, session); });`)
+			rng := rand.New(rand.NewPCG(7, 11))
+			for i := range 300 {
+				doc := randomJSONObject(rng, 0)
+				Expect(Run(ctx, prog, plainGet(), doc).Session).To(MatchJSON(doc), "document %d", i)
+			}
+		}, SpecTimeout(20*time.Second))
 
 		It("has its fields in the order of the JSON", func(ctx SpecContext) {
 			prog := env.Compile(middleware(`request.SetHeaders["X-Keys"] = Object.keys(session).join(",");`))
@@ -312,3 +325,59 @@ mw.NewProcessRequest(function (request) {
 		}, SpecTimeout(10*time.Second))
 	})
 })
+
+// randomJSONObject writes a JSON object of random members: strings with
+// escapes and non-ASCII text, integers, fractions and exponents, literals,
+// arrays and nested objects.
+func randomJSONObject(rng *rand.Rand, depth int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range rng.IntN(5) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %s", randomJSONString(rng), randomJSONValue(rng, depth+1))
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+func randomJSONValue(rng *rand.Rand, depth int) string {
+	kinds := 8
+	if depth > 3 {
+		kinds = 6 // no more nesting
+	}
+	switch rng.IntN(kinds) {
+	case 0:
+		return randomJSONString(rng)
+	case 1:
+		return strconv.Itoa(rng.IntN(2_000_000_000) - 1_000_000_000)
+	case 2:
+		return []string{"0.5", "-3.25", "1e3", "2.5E-7", "-0", "1.7976931348623157e308", "123456789012"}[rng.IntN(7)]
+	case 3:
+		return []string{"true", "false", "null"}[rng.IntN(3)]
+	case 4:
+		return `""`
+	case 5:
+		return "[]"
+	case 6:
+		items := make([]string, rng.IntN(4))
+		for i := range items {
+			items[i] = randomJSONValue(rng, depth+1)
+		}
+		return "[" + strings.Join(items, ",") + "]"
+	default:
+		return randomJSONObject(rng, depth)
+	}
+}
+
+func randomJSONString(rng *rand.Rand) string {
+	pieces := []string{"a", "key", " ", `\"`, `\\`, `\n`, `\t`, `\u00e9`, `\ud83d\ude80`, "ü", "🚀", "<&>", `\/`}
+	var b strings.Builder
+	b.WriteString(`"`)
+	for range rng.IntN(4) + 1 {
+		b.WriteString(pieces[rng.IntN(len(pieces))])
+	}
+	b.WriteString(`"`)
+	return b.String()
+}
