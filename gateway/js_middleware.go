@@ -139,7 +139,7 @@ func (m *jsMiddleware) serve(c *call) bool {
 	sessionJSON := []byte("{}")
 	if m.requireSession && c.session != nil {
 		var err error
-		if sessionJSON, err = json.Marshal(c.session); err != nil {
+		if sessionJSON, err = c.session.MarshalJSON(); err != nil {
 			sessionJSON = []byte("{}")
 		}
 	}

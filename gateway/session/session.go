@@ -12,6 +12,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -109,7 +112,7 @@ func (s *State) UnmarshalJSON(data []byte) error {
 
 // MarshalJSON encodes the session with the unknown fields it was read with.
 func (s State) MarshalJSON() ([]byte, error) {
-	known, err := json.Marshal(plainState(s))
+	known, err := s.appendKnown(make([]byte, 0, 512))
 	if err != nil || len(s.extra) == 0 {
 		return known, err
 	}
@@ -157,4 +160,129 @@ func (s *State) Allows(apiID, version string) bool {
 		}
 	}
 	return false
+}
+
+// appendKnown appends the JSON of the modelled fields, byte for byte what
+// encoding/json writes for plainState, without its reflection: JS
+// middleware that needs the session has it encoded on every request.
+// Values encoding/json refuses (NaN, infinities) and meta_data go through
+// encoding/json itself.
+func (s *State) appendKnown(b []byte) ([]byte, error) {
+	for _, f := range [...]float64{s.Rate, s.Per, s.Allowance} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return json.Marshal(plainState(*s))
+		}
+	}
+	b = append(b, `{"rate":`...)
+	b = appendFloat(b, s.Rate)
+	b = append(b, `,"per":`...)
+	b = appendFloat(b, s.Per)
+	b = append(b, `,"allowance":`...)
+	b = appendFloat(b, s.Allowance)
+	b = append(b, `,"last_check":`...)
+	b = strconv.AppendInt(b, s.LastCheck, 10)
+	b = append(b, `,"quota_max":`...)
+	b = strconv.AppendInt(b, s.QuotaMax, 10)
+	b = append(b, `,"quota_remaining":`...)
+	b = strconv.AppendInt(b, s.QuotaRemaining, 10)
+	b = append(b, `,"quota_renews":`...)
+	b = strconv.AppendInt(b, s.QuotaRenews, 10)
+	b = append(b, `,"quota_renewal_rate":`...)
+	b = strconv.AppendInt(b, s.QuotaRenewalRate, 10)
+	b = append(b, `,"expires":`...)
+	b = strconv.AppendInt(b, s.Expires, 10)
+	b = append(b, `,"is_inactive":`...)
+	b = strconv.AppendBool(b, s.IsInactive)
+	b = append(b, `,"access_rights":`...)
+	if s.AccessRights == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '{')
+		for i, id := range slices.Sorted(maps.Keys(s.AccessRights)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			ad := s.AccessRights[id]
+			b = appendString(b, id)
+			b = append(b, `:{"api_name":`...)
+			b = appendString(b, ad.APIName)
+			b = append(b, `,"api_id":`...)
+			b = appendString(b, ad.APIID)
+			b = append(b, `,"versions":`...)
+			b = appendStrings(b, ad.Versions)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `,"org_id":`...)
+	b = appendString(b, s.OrgID)
+	b = append(b, `,"meta_data":`...)
+	if s.MetaData == nil {
+		b = append(b, "null"...)
+	} else {
+		meta, err := json.Marshal(s.MetaData)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, meta...)
+	}
+	b = append(b, `,"tags":`...)
+	b = appendStrings(b, s.Tags)
+	b = append(b, `,"alias":`...)
+	b = appendString(b, s.Alias)
+	b = append(b, `,"last_updated":`...)
+	b = appendString(b, s.LastUpdated)
+	if s.DateCreated != "" {
+		b = append(b, `,"date_created":`...)
+		b = appendString(b, s.DateCreated)
+	}
+	b = append(b, `,"session_lifetime":`...)
+	b = strconv.AppendInt(b, s.SessionLifetime, 10)
+	return append(b, '}'), nil
+}
+
+// appendFloat writes f as encoding/json writes a float64.
+func appendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// appendString writes s as encoding/json does (HTML characters escaped);
+// plain printable ASCII is written as it is.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string always encodes
+			return append(b, quoted...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendStrings writes a string list, null when nil.
+func appendStrings(b []byte, list []string) []byte {
+	if list == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
 }
