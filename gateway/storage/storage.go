@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/tollgate/tollgate/cluster"
 )
@@ -141,12 +142,13 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		log.Warn("no storage host configured: serving from an embedded simulated Redis Cluster; its data lives in memory and is lost on exit",
 			"nodes", c.Addrs())
 		client := redis.NewClusterClient(&redis.ClusterOptions{
-			DialerRetries:      dialRetries,
-			DialerRetryTimeout: dialRetryPause,
-			Addrs:              c.Addrs(),
-			DialTimeout:        timeout,
-			ReadTimeout:        timeout,
-			WriteTimeout:       timeout,
+			DialerRetries:            dialRetries,
+			DialerRetryTimeout:       dialRetryPause,
+			MaintNotificationsConfig: noMaintNotifications(),
+			Addrs:                    c.Addrs(),
+			DialTimeout:              timeout,
+			ReadTimeout:              timeout,
+			WriteTimeout:             timeout,
 		})
 		return &Store{Client: client, embedded: c}, nil
 	}
@@ -154,6 +156,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		client := redis.NewClusterClient(&redis.ClusterOptions{
 			DialerRetries:              dialRetries,
 			DialerRetryTimeout:         dialRetryPause,
+			MaintNotificationsConfig:   noMaintNotifications(),
 			ClusterStateReloadInterval: stateReloadInterval,
 			Addrs:                      addrs,
 			Username:                   cfg.Username,
@@ -168,17 +171,18 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		return &Store{Client: client}, nil
 	}
 	client := redis.NewClient(&redis.Options{
-		DialerRetries:      dialRetries,
-		DialerRetryTimeout: dialRetryPause,
-		Addr:               addrs[0],
-		Username:           cfg.Username,
-		Password:           cfg.Password,
-		DB:                 cfg.Database,
-		DialTimeout:        timeout,
-		ReadTimeout:        timeout,
-		WriteTimeout:       timeout,
-		PoolSize:           cfg.MaxActive,
-		MaxIdleConns:       cfg.MaxIdle,
+		DialerRetries:            dialRetries,
+		DialerRetryTimeout:       dialRetryPause,
+		MaintNotificationsConfig: noMaintNotifications(),
+		Addr:                     addrs[0],
+		Username:                 cfg.Username,
+		Password:                 cfg.Password,
+		DB:                       cfg.Database,
+		DialTimeout:              timeout,
+		ReadTimeout:              timeout,
+		WriteTimeout:             timeout,
+		PoolSize:                 cfg.MaxActive,
+		MaxIdleConns:             cfg.MaxIdle,
 	})
 	return &Store{Client: client}, nil
 }
@@ -209,4 +213,14 @@ func (s *Store) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// noMaintNotifications turns off go-redis's maintenance notifications, a
+// Redis Cloud and Enterprise feature it tries by default. Trying costs
+// every node client a handoff queue of five times its pool size, allocated
+// up front: with a large optimisation_max_active that is megabytes per
+// node, for a feature the Redis Cluster a Tyk gateway runs on does not
+// offer.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
