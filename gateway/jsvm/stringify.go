@@ -1,7 +1,6 @@
 package jsvm
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
 	"slices"
@@ -9,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/robertkrimen/otto"
+
+	"github.com/tollgate/tollgate/internal/jsonw"
 )
 
 // JSON.stringify in scripts is a Go function that writes otto's output
@@ -101,7 +102,7 @@ func (s *stringifier) value(dst []byte, val otto.Value, key string) ([]byte, boo
 	}
 	switch {
 	case val.IsString():
-		return appendJSONString(dst, val.String()), true
+		return jsonw.AppendString(dst, val.String()), true
 	case val.IsNumber():
 		return appendNumber(dst, val), true
 	case val.IsBoolean():
@@ -188,7 +189,7 @@ func (s *stringifier) object(dst []byte, obj *otto.Object) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, m.name)
+		dst = jsonw.AppendString(dst, m.name)
 		dst = append(dst, ':')
 		dst = append(dst, scratch[m.start:m.end]...)
 	}
@@ -220,8 +221,7 @@ func appendNumber(dst []byte, val otto.Value) []byte {
 		case n < math.MaxInt64 && n > math.MinInt64 && n == math.Trunc(n):
 			return strconv.AppendInt(dst, int64(n), 10)
 		}
-		b, _ := json.Marshal(n)
-		return append(dst, b...)
+		return jsonw.AppendFloat(dst, n)
 	default:
 		f, _ := val.ToFloat()
 		return appendNumber(dst, mustValue(f))
@@ -231,19 +231,4 @@ func appendNumber(dst []byte, val otto.Value) []byte {
 func mustValue(f float64) otto.Value {
 	v, _ := otto.ToValue(f)
 	return v
-}
-
-// appendJSONString writes s as encoding/json does (HTML characters
-// escaped); plain printable ASCII is written as it is.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/jsonw"
 )
 
 // State is Tyk's SessionState with its JSON names. Fields tollgate does
@@ -174,11 +176,11 @@ func (s *State) appendKnown(b []byte) ([]byte, error) {
 		}
 	}
 	b = append(b, `{"rate":`...)
-	b = appendFloat(b, s.Rate)
+	b = jsonw.AppendFloat(b, s.Rate)
 	b = append(b, `,"per":`...)
-	b = appendFloat(b, s.Per)
+	b = jsonw.AppendFloat(b, s.Per)
 	b = append(b, `,"allowance":`...)
-	b = appendFloat(b, s.Allowance)
+	b = jsonw.AppendFloat(b, s.Allowance)
 	b = append(b, `,"last_check":`...)
 	b = strconv.AppendInt(b, s.LastCheck, 10)
 	b = append(b, `,"quota_max":`...)
@@ -203,11 +205,11 @@ func (s *State) appendKnown(b []byte) ([]byte, error) {
 				b = append(b, ',')
 			}
 			ad := s.AccessRights[id]
-			b = appendString(b, id)
+			b = jsonw.AppendString(b, id)
 			b = append(b, `:{"api_name":`...)
-			b = appendString(b, ad.APIName)
+			b = jsonw.AppendString(b, ad.APIName)
 			b = append(b, `,"api_id":`...)
-			b = appendString(b, ad.APIID)
+			b = jsonw.AppendString(b, ad.APIID)
 			b = append(b, `,"versions":`...)
 			b = appendStrings(b, ad.Versions)
 			b = append(b, '}')
@@ -215,7 +217,7 @@ func (s *State) appendKnown(b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	b = append(b, `,"org_id":`...)
-	b = appendString(b, s.OrgID)
+	b = jsonw.AppendString(b, s.OrgID)
 	b = append(b, `,"meta_data":`...)
 	if s.MetaData == nil {
 		b = append(b, "null"...)
@@ -229,47 +231,16 @@ func (s *State) appendKnown(b []byte) ([]byte, error) {
 	b = append(b, `,"tags":`...)
 	b = appendStrings(b, s.Tags)
 	b = append(b, `,"alias":`...)
-	b = appendString(b, s.Alias)
+	b = jsonw.AppendString(b, s.Alias)
 	b = append(b, `,"last_updated":`...)
-	b = appendString(b, s.LastUpdated)
+	b = jsonw.AppendString(b, s.LastUpdated)
 	if s.DateCreated != "" {
 		b = append(b, `,"date_created":`...)
-		b = appendString(b, s.DateCreated)
+		b = jsonw.AppendString(b, s.DateCreated)
 	}
 	b = append(b, `,"session_lifetime":`...)
 	b = strconv.AppendInt(b, s.SessionLifetime, 10)
 	return append(b, '}'), nil
-}
-
-// appendFloat writes f as encoding/json writes a float64.
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 becomes e-9
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
-// appendString writes s as encoding/json does (HTML characters escaped);
-// plain printable ASCII is written as it is.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			quoted, _ := json.Marshal(s) // a string always encodes
-			return append(b, quoted...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // appendStrings writes a string list, null when nil.
@@ -282,7 +253,7 @@ func appendStrings(b []byte, list []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = jsonw.AppendString(b, s)
 	}
 	return append(b, ']')
 }
