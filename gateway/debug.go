@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -17,6 +16,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/chain"
 )
 
 // The debug endpoints: Go's profiler and a one-look summary of memory and
@@ -47,29 +49,6 @@ const summaryTopFunctions = 20
 // isDebugPath reports whether path is one of the debug endpoints.
 func isDebugPath(path string) bool {
 	return path == debugSummaryPath || path == "/debug/pprof" || strings.HasPrefix(path, debugPprofPrefix)
-}
-
-// validateDebugListen accepts an empty address (no debug listener) or a
-// host:port whose host is a loopback address: the listener has no
-// authentication, so it must not be reachable from another machine.
-func validateDebugListen(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("debug_listen: %q is not host:port (e.g. \"127.0.0.1:6060\"): %w", addr, err)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("debug_listen: %q: port %q is not a number from 0 to 65535", addr, port)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("debug_listen: %q is not a loopback address; the debug listener has no authentication, so it only listens on 127.0.0.0/8, ::1 or localhost (e.g. \"127.0.0.1:6060\")", addr)
 }
 
 // debugEndpoints serves the debug endpoints and owns the debug listener.
@@ -112,7 +91,7 @@ func newDebugEndpoints(log *slog.Logger) *debugEndpoints {
 // is loopback only.
 func (d *debugEndpoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isDebugPath(r.URL.Path) {
-		writeError(w, http.StatusNotFound, CauseUnknownPath, msgUnknownPath)
+		chain.WriteError(w, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
 		return
 	}
 	// Only the symbol lookup takes a body (pprof POSTs addresses to it);
@@ -120,7 +99,7 @@ func (d *debugEndpoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// bounded below.
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.URL.Path != debugPprofPrefix+"symbol" {
 		w.Header().Set("Allow", "GET, HEAD")
-		controlError(w, http.StatusMethodNotAllowed, CauseControlMethod, "Method not supported: use GET")
+		chain.WriteControlError(w, http.StatusMethodNotAllowed, chain.CauseControlMethod, "Method not supported: use GET")
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -132,7 +111,7 @@ func (d *debugEndpoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		if err := r.ParseForm(); err != nil {
-			controlError(w, http.StatusBadRequest, CauseControlBadRequest, "Request malformed: "+err.Error())
+			chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
 			return
 		}
 		boundSeconds(w, r)
@@ -177,7 +156,7 @@ func (d *debugEndpoints) serverStopping(srv *http.Server) context.Context {
 
 // listen starts the debug listener on addr, which must be loopback.
 func (d *debugEndpoints) listen(addr string) error {
-	if err := validateDebugListen(addr); err != nil {
+	if err := apidef.ValidateDebugListen(addr); err != nil {
 		return err
 	}
 	srv, err := Listen(addr, d, d.log)
@@ -254,7 +233,7 @@ func serveSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	writeJSON(w, http.StatusOK, DebugSummary{
+	chain.WriteJSON(w, http.StatusOK, DebugSummary{
 		Goroutines:           runtime.NumGoroutine(),
 		HeapInuseBytes:       ms.HeapInuse,
 		HeapAllocBytes:       ms.HeapAlloc,

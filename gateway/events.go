@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/event"
 )
 
@@ -34,7 +35,7 @@ func (h logHandler) Handle(_ context.Context, e event.Event) error {
 
 // compileEventHandlers builds the handlers of an event_handlers section.
 // field names the section in errors and warnings.
-func (g *Gateway) compileEventHandlers(sec EventHandlerSection, field string) (map[event.Name][]eventHandler, []string, error) {
+func (g *Gateway) compileEventHandlers(sec apidef.EventHandlerSection, field string) (map[event.Name][]eventHandler, []string, error) {
 	if len(sec.Events) == 0 {
 		return nil, nil, nil
 	}
@@ -51,14 +52,14 @@ func (g *Gateway) compileEventHandlers(sec EventHandlerSection, field string) (m
 				out[event.Name(name)] = append(out[event.Name(name)], logHandler{g})
 			case handlerWebhook:
 				var conf event.WebhookConfig
-				if _, err := decodeStrict(entry.HandlerMeta, &conf); err != nil {
+				if _, err := apidef.DecodeStrict(entry.HandlerMeta, &conf); err != nil {
 					return nil, nil, fmt.Errorf("%s.handler_meta: %w", at, err)
 				}
 				if conf.Disabled {
 					continue
 				}
 				hook, ws, err := event.NewWebhook(conf, event.WebhookOptions{
-					TemplateDir: g.templateDir(),
+					TemplateDir: g.cfg.TemplateDir(),
 					Client:      &http.Client{Transport: g.transport, Timeout: webhookTimeout},
 					Store:       g.store.Client,
 					Now:         g.now,
@@ -77,15 +78,6 @@ func (g *Gateway) compileEventHandlers(sec EventHandlerSection, field string) (m
 		}
 	}
 	return out, warnings, nil
-}
-
-// templateDir is tyk.conf's template_path, resolved.
-func (g *Gateway) templateDir() string {
-	p := g.cfg.TemplatePath
-	if p == "" {
-		p = "templates"
-	}
-	return g.cfg.ResolvePath(p)
 }
 
 // dispatchEvent runs, on a bus worker, the handlers of the API the event

@@ -15,11 +15,30 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/gateway/analytics"
+	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
+	"github.com/tollgate/tollgate/gateway/upstream"
 )
+
+// Config is tyk.conf; see apidef.Config.
+type Config = apidef.Config
+
+// Warnings are settings in a loaded file that tollgate does not act on.
+type Warnings = apidef.Warnings
+
+// LoadConfig reads tyk.conf; see apidef.LoadConfig.
+func LoadConfig(path string) (*Config, Warnings, error) { return apidef.LoadConfig(path) }
+
+// ParseConfig parses tyk.conf's JSON; see apidef.ParseConfig.
+func ParseConfig(data []byte) (*Config, Warnings, error) { return apidef.ParseConfig(data) }
 
 // Gateway serves the APIs of one configuration. It is an http.Handler;
 // Listen serves it on a port.
@@ -34,8 +53,7 @@ type Gateway struct {
 	transport  *http.Transport
 	healthPath string
 
-	sessions *session.Store
-	cache    *session.Cache
+	sessions *sessions
 	events   *event.Bus
 	// globalEvents are tyk.conf's event handlers.
 	globalEvents map[event.Name][]eventHandler
@@ -43,15 +61,15 @@ type Gateway struct {
 	// deadline passes, so a slow webhook cannot hold shutdown up.
 	eventCtx    context.Context
 	eventCancel context.CancelFunc
-	windows     [2]*limit.Window // [0] non-transactional, [1] transactional
+	limiters    limiters
 	quota       *limit.Quota
 
-	analytics *analyticsRecorder // nil when enable_analytics is off
-	debug     *debugEndpoints    // profiler and summary; debug_listen's listener
+	analytics *analytics.Recorder // nil when enable_analytics is off
+	debug     *debugEndpoints     // profiler and summary; debug_listen's listener
 
 	// notify carries reloads and key changes between the gateways of a
 	// deployment over Redis pub/sub; nil without node_secret or secret.
-	notify *notifier
+	notify *notify.Notifier
 
 	health healthProbe // /hello's Redis check
 
@@ -107,12 +125,12 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:        time.Now,
 		rawLog:     io.Discard,
-		healthPath: cfg.healthPath(),
+		healthPath: cfg.HealthPath(),
 	}
 	for _, o := range opts {
 		o(g)
 	}
-	if err := validateDebugListen(cfg.DebugListen); err != nil {
+	if err := apidef.ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, err
 	}
 	g.debug = newDebugEndpoints(g.log)
@@ -121,19 +139,15 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 	g.store = store
-	g.transport = newTransport(cfg.proxyTimeout(), g.dial)
+	g.transport = upstream.NewTransport(cfg.ProxyTimeout(), g.dial)
 	g.transport.TLSClientConfig = g.tlsConfig
-	g.sessions = session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys})
-	g.cache = session.NewCache(cfg.LocalSessionCache.ttl(), sessionCacheSize, g.now)
+	g.sessions = &sessions{
+		store: session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys}),
+		cache: session.NewCache(cfg.LocalSessionCache.TTL(), sessionCacheSize, g.now),
+	}
 	g.events = event.NewBus(event.Options{})
 	g.eventCtx, g.eventCancel = context.WithCancel(context.Background())
-	for i, transactional := range []bool{false, true} {
-		g.windows[i] = limit.NewWindow(g.store.Client, limit.WindowOptions{
-			Transactional: transactional,
-			Sentinel:      cfg.EnableSentinelRateLimiter,
-			Now:           g.now,
-		})
-	}
+	g.limiters = newLimiters(g.store.Client, cfg, g.now)
 	g.quota = limit.NewQuota(g.store.Client, g.now)
 	global, warnings, err := g.compileEventHandlers(cfg.EventHandlers, "tyk.conf event_handlers")
 	if err != nil {
@@ -145,13 +159,13 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	g.globalEvents = global
 	g.events.Subscribe(g.dispatchEvent)
-	if key := cfg.notificationKey(); key != "" {
-		g.notify = newNotifier(g.store.Client, []byte(key), g.now, g.log, g.onNotification)
+	if key := cfg.NotificationKey(); key != "" {
+		g.notify = notify.New(g.store.Client, []byte(key), g.now, g.log, g.onNotification)
 	} else {
 		g.log.Info("cluster notifications off: tyk.conf has neither node_secret nor secret, so /tyk/reload/group and key changes reach this gateway only")
 	}
 	if cfg.EnableAnalytics {
-		g.analytics = newAnalyticsRecorder(g.store.Client, cfg.AnalyticsConfig)
+		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig)
 	}
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
@@ -169,12 +183,32 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	return g, nil
 }
 
-// window is the rate limiter for an API.
-func (g *Gateway) window(transactional bool) *limit.Window {
-	if transactional {
-		return g.windows[1]
+// limiters are the rate-limit windows: one updated in MULTI/EXEC, one in
+// a plain pipeline.
+type limiters struct {
+	transactional, pipelined *limit.Window
+	// pipelinedEverywhere is tyk.conf's enable_non_transactional_rate_limiter.
+	pipelinedEverywhere bool
+}
+
+func newLimiters(client redis.UniversalClient, cfg *Config, now func() time.Time) limiters {
+	window := func(transactional bool) *limit.Window {
+		return limit.NewWindow(client, limit.WindowOptions{
+			Transactional: transactional,
+			Sentinel:      cfg.EnableSentinelRateLimiter,
+			Now:           now,
+		})
 	}
-	return g.windows[0]
+	return limiters{transactional: window(true), pipelined: window(false), pipelinedEverywhere: cfg.EnableNonTransactionalRateLimiter}
+}
+
+// of is the window of an API: transactional unless tyk.conf or the API
+// turns the non-transactional limiter on.
+func (l limiters) of(def *apidef.APIDefinition) *limit.Window {
+	if l.pipelinedEverywhere || def.EnableNonTransactionalRateLimiter {
+		return l.pipelined
+	}
+	return l.transactional
 }
 
 // Store is the gateway's Redis store.
@@ -185,9 +219,9 @@ func (g *Gateway) Store() *storage.Store { return g.store }
 func (g *Gateway) Events() *event.Bus { return g.events }
 
 // APIs lists the API definitions being served, longest listen path first.
-func (g *Gateway) APIs() []*APIDefinition {
+func (g *Gateway) APIs() []*apidef.APIDefinition {
 	rt := g.routes.Load()
-	out := make([]*APIDefinition, len(rt.apis))
+	out := make([]*apidef.APIDefinition, len(rt.apis))
 	for i, a := range rt.apis {
 		out[i] = a.def
 	}
@@ -201,11 +235,11 @@ func (g *Gateway) APIs() []*APIDefinition {
 func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	defs, warnings, loadErr := LoadAPIDefinitions(g.cfg.AppDir())
+	defs, warnings, loadErr := apidef.LoadAPIDefinitions(g.cfg.AppDir())
 	for _, w := range warnings {
 		g.log.Warn(w)
 	}
-	var fileErrs *DefinitionErrors
+	var fileErrs *apidef.DefinitionErrors
 	if loadErr != nil && !errors.As(loadErr, &fileErrs) {
 		g.log.Error("API definitions not loaded; the APIs being served stay", "error", loadErr)
 		return loadErr
@@ -218,32 +252,53 @@ func (g *Gateway) Reload() error {
 	rt, buildErrs := g.buildRoutes(defs)
 	g.routes.Store(rt)
 	for _, a := range rt.apis {
-		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.file)
+		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.File())
 	}
 	if fileErrs != nil {
 		buildErrs = append(fileErrs.Errs, buildErrs...)
 	}
 	if len(buildErrs) > 0 {
-		return &DefinitionErrors{Errs: buildErrs}
+		return &apidef.DefinitionErrors{Errs: buildErrs}
 	}
 	return nil
 }
 
+// reloadOutcome classifies what Reload returned.
+type reloadOutcome int
+
+const (
+	reloadedAll    reloadOutcome = iota // every definition is served
+	reloadedPartly                      // some files were left out, the rest are served
+	reloadFailed                        // nothing changed: the APIs being served stay
+)
+
+func outcomeOf(err error) reloadOutcome {
+	var fileErrs *apidef.DefinitionErrors
+	switch {
+	case err == nil:
+		return reloadedAll
+	case errors.As(err, &fileErrs):
+		return reloadedPartly
+	default:
+		return reloadFailed
+	}
+}
+
 // buildRoutes compiles the definitions; those that fail are left out and
 // returned as errors naming their file.
-func (g *Gateway) buildRoutes(defs []*APIDefinition) (*routeTable, []error) {
+func (g *Gateway) buildRoutes(defs []*apidef.APIDefinition) (*routeTable, []error) {
 	rt := &routeTable{}
 	var errs []error
 	for _, def := range defs {
 		api, warnings, err := g.compileAPI(def)
 		if err != nil {
-			err = fmt.Errorf("loading API definition %s: %w", def.file, err)
+			err = fmt.Errorf("loading API definition %s: %w", def.File(), err)
 			g.log.Error("API definition not served", "error", err)
 			errs = append(errs, err)
 			continue
 		}
 		for _, w := range warnings {
-			g.log.Warn(def.file + ": " + w)
+			g.log.Warn(def.File() + ": " + w)
 		}
 		rt.apis = append(rt.apis, api)
 	}
@@ -256,10 +311,10 @@ func (g *Gateway) buildRoutes(defs []*APIDefinition) (*routeTable, []error) {
 // routeTable holds the APIs ordered by listen path, longest first, so the
 // first match is the longest.
 type routeTable struct {
-	apis []*apiSpec
+	apis []*api
 }
 
-func (rt *routeTable) match(path string) *apiSpec {
+func (rt *routeTable) match(path string) *api {
 	for _, a := range rt.apis {
 		lp := a.listenPath
 		if lp == "/" || path == lp || (strings.HasPrefix(path, lp) && path[len(lp)] == '/') {
@@ -288,7 +343,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	api := g.routes.Load().match(path)
 	if api == nil {
-		writeError(w, http.StatusNotFound, CauseUnknownPath, msgUnknownPath)
+		chain.WriteError(w, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
 		return
 	}
 	if g.analytics == nil || api.def.DoNotTrack {
@@ -296,21 +351,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := g.now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := chain.NewStatusWriter(w)
 	c := api.serve(sw, r, start)
-	rec := AnalyticsRecord{
+	rec := analytics.Record{
 		TimeStamp: start, APIID: api.def.APIID, APIName: api.def.Name, OrgID: api.def.OrgID,
-		Method: r.Method, Path: path, ResponseCode: sw.status,
+		Method: r.Method, Path: path, ResponseCode: sw.Status,
 		RequestTime: g.now().Sub(start).Milliseconds(),
-		IPAddress:   clientIP(r), UserAgent: r.UserAgent(),
+		IPAddress:   chain.ClientIP(r), UserAgent: r.UserAgent(),
+		APIVersion: c.Version,
 	}
-	if c.version != nil {
-		rec.APIVersion = c.version.name
+	if c.Key != "" {
+		rec.APIKey = c.KeyHash()
 	}
-	if c.key != "" {
-		rec.APIKey = c.keyHash()
-	}
-	g.analytics.record(rec)
+	g.analytics.Record(rec)
 }
 
 // AnalyticsDropped counts analytics records dropped because the buffer was
@@ -319,7 +372,7 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 	if g.analytics == nil {
 		return 0
 	}
-	return g.analytics.dropped.Load()
+	return g.analytics.Dropped()
 }
 
 // Shutdown releases what the gateway holds: it ends running profiles and
@@ -341,7 +394,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.eventCancel()
 		var anErr error
 		if g.analytics != nil {
-			anErr = g.analytics.close(ctx)
+			anErr = g.analytics.Close(ctx)
 		}
 		var notifyErr error
 		if g.notify != nil {

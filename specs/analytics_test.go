@@ -8,17 +8,17 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/analytics"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/specs"
 )
 
 // storedRecords reads the analytics list from the cluster.
-func storedRecords(ctx SpecContext, env *specs.Env) []gateway.AnalyticsRecord {
+func storedRecords(ctx SpecContext, env *specs.Env) []analytics.Record {
 	GinkgoHelper()
-	raw, err := env.Redis.LRange(ctx, gateway.AnalyticsKey, 0, -1).Result()
+	raw, err := env.Redis.LRange(ctx, analytics.Key, 0, -1).Result()
 	Expect(err).NotTo(HaveOccurred())
-	out := make([]gateway.AnalyticsRecord, len(raw))
+	out := make([]analytics.Record, len(raw))
 	for i, r := range raw {
 		Expect(json.Unmarshal([]byte(r), &out[i])).To(Succeed())
 	}
@@ -38,7 +38,7 @@ var _ = Describe("Analytics", Label("analytics"), func() {
 
 		It("records each request in Redis with its API, method, path, status, hashed key and client IP", func(ctx SpecContext) {
 			env.Get("/orders/items", "Authorization", key)
-			Eventually(func() []gateway.AnalyticsRecord { return storedRecords(ctx, env) }).WithContext(ctx).Should(ConsistOf(And(
+			Eventually(func() []analytics.Record { return storedRecords(ctx, env) }).WithContext(ctx).Should(ConsistOf(And(
 				HaveField("APIID", "orders"),
 				HaveField("Method", http.MethodGet),
 				HaveField("Path", "/orders/items"),
@@ -50,13 +50,13 @@ var _ = Describe("Analytics", Label("analytics"), func() {
 
 		It("records refused requests with their status", func(ctx SpecContext) {
 			env.Get("/orders/")
-			Eventually(func() []gateway.AnalyticsRecord { return storedRecords(ctx, env) }).WithContext(ctx).Should(ConsistOf(HaveField("ResponseCode", http.StatusUnauthorized)))
+			Eventually(func() []analytics.Record { return storedRecords(ctx, env) }).WithContext(ctx).Should(ConsistOf(HaveField("ResponseCode", http.StatusUnauthorized)))
 		}, SpecTimeout(10*time.Second))
 
 		It("never stores the raw key", func(ctx SpecContext) {
 			env.Get("/orders/", "Authorization", key)
-			Eventually(func() []gateway.AnalyticsRecord { return storedRecords(ctx, env) }).WithContext(ctx).Should(HaveLen(1))
-			raw := env.Redis.LRange(ctx, gateway.AnalyticsKey, 0, -1).Val()
+			Eventually(func() []analytics.Record { return storedRecords(ctx, env) }).WithContext(ctx).Should(HaveLen(1))
+			raw := env.Redis.LRange(ctx, analytics.Key, 0, -1).Val()
 			Expect(raw[0]).NotTo(ContainSubstring(key))
 		}, SpecTimeout(10*time.Second))
 	})

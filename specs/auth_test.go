@@ -9,7 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/specs"
@@ -37,7 +37,7 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 
 	When("the request carries no key", func() {
 		It("answers 401 Authorization field missing", func() {
-			expectGatewayError(env.Get("/orders/"), http.StatusUnauthorized, gateway.CauseKeyMissing, "Authorization field missing")
+			expectGatewayError(env.Get("/orders/"), http.StatusUnauthorized, chain.CauseKeyMissing, "Authorization field missing")
 		})
 
 		It("does not reach the upstream", func() {
@@ -48,7 +48,7 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 
 	When("the key is unknown", func() {
 		It("answers 403 Access to this API has been disallowed", func() {
-			expectGatewayError(env.Get("/orders/", "Authorization", "no-such-key"), http.StatusForbidden, gateway.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+			expectGatewayError(env.Get("/orders/", "Authorization", "no-such-key"), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
 		})
 	})
 
@@ -69,14 +69,14 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 	When("the key's session grants only another API", func() {
 		It("answers 403 Access to this API has been disallowed", func() {
 			key := env.IssueKey(grantTo("billing"))
-			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, gateway.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
 		})
 	})
 
 	When("the key's session has no access rights at all", func() {
 		It("answers 403, because allow_master_keys is off", func() {
 			key := env.IssueKey(`{"org_id": "org1"}`)
-			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, gateway.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
 		})
 	})
 
@@ -91,7 +91,7 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 		})
 
 		It("answers 403 Key is inactive, please renew", func() {
-			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, gateway.CauseKeyInactive, "Key is inactive, please renew")
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseKeyInactive, "Key is inactive, please renew")
 		})
 
 		It("fires a KeyExpired event saying the key is inactive", func(ctx SpecContext) {
@@ -111,7 +111,7 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 		})
 
 		It("answers 401 Key has expired, please renew", func() {
-			expectGatewayError(env.Get("/orders/items", "Authorization", key), http.StatusUnauthorized, gateway.CauseKeyExpired, "Key has expired, please renew")
+			expectGatewayError(env.Get("/orders/items", "Authorization", key), http.StatusUnauthorized, chain.CauseKeyExpired, "Key has expired, please renew")
 		})
 
 		It("fires a KeyExpired event with the message, path, origin and key", func(ctx SpecContext) {
@@ -175,7 +175,7 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 		})
 
 		It("answers 503 for that key, promptly", func(ctx SpecContext) {
-			expectGatewayError(env.Get("/orders/", "Authorization", keyOnDeadNode), http.StatusServiceUnavailable, gateway.CauseStorageUnavailable, "The key store is unavailable, please retry")
+			expectGatewayError(env.Get("/orders/", "Authorization", keyOnDeadNode), http.StatusServiceUnavailable, chain.CauseStorageUnavailable, "The key store is unavailable, please retry")
 		}, SpecTimeout(10*time.Second))
 
 		It("keeps serving keys stored on the other nodes", func() {

@@ -9,7 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/specs"
 )
@@ -34,7 +34,7 @@ var _ = Describe("The control API under /tyk/", Label("control"), func() {
 			env = specs.NewEnv(specs.WithConfig(`{}`))
 			resp := env.Do(http.MethodGet, "/tyk/apis", "", "X-Tyk-Authorization", "")
 			Expect(resp.StatusCode).To(Equal(http.StatusForbidden))
-			Expect(resp.Header.Get(gateway.CauseHeader)).To(Equal(string(gateway.CauseControlDisabled)))
+			Expect(resp.Header.Get(chain.CauseHeader)).To(Equal(string(chain.CauseControlDisabled)))
 			Expect(resp.JSON()["message"]).To(ContainSubstring("no secret"))
 		})
 	})
@@ -127,7 +127,7 @@ var _ = Describe("The control API under /tyk/", Label("control"), func() {
 
 		It("with suppress_reset=1, an update keeps the quota used so far", func() {
 			env.Control(env.Instance, http.MethodPut, "/tyk/keys/"+key+"?suppress_reset=1", grantTo("orders", `"quota_max": 2, "quota_renewal_rate": 3600`))
-			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, gateway.CauseQuotaExceeded, "Quota exceeded")
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseQuotaExceeded, "Quota exceeded")
 		})
 
 		It("GET reports the quota remaining", func() {

@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -142,7 +142,7 @@ var _ = Describe("CORS", Label("cors"), func() {
 		It("answers 401 with Access-Control-Allow-Origin", func() {
 			env = specs.NewEnv(specs.WithAPI(withCORS(keyedAPI("app", "/app/"), appCORS)))
 			resp := env.Get("/app/orders", "Origin", "https://app.example")
-			expectGatewayError(resp, http.StatusUnauthorized, gateway.CauseKeyMissing, "Authorization field missing")
+			expectGatewayError(resp, http.StatusUnauthorized, chain.CauseKeyMissing, "Authorization field missing")
 			Expect(resp.Header.Values("Access-Control-Allow-Origin")).To(HaveExactElements("https://app.example"))
 		})
 	})
@@ -188,7 +188,7 @@ var _ = Describe("CORS", Label("cors"), func() {
 		It("sends preflights through the chain like any other request", func() {
 			env = specs.NewEnv(specs.WithAPI(withCORS(keyedAPI("app", "/app/"), `{"enable": false, "allowed_origins": ["https://app.example"]}`)))
 			resp := env.Do(http.MethodOptions, "/app/orders", "", preflight("https://app.example")...)
-			expectGatewayError(resp, http.StatusUnauthorized, gateway.CauseKeyMissing, "Authorization field missing")
+			expectGatewayError(resp, http.StatusUnauthorized, chain.CauseKeyMissing, "Authorization field missing")
 			Expect(resp.Header).NotTo(HaveKey("Access-Control-Allow-Origin"))
 		})
 	})

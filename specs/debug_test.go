@@ -17,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -95,11 +96,11 @@ var _ = Describe("The debug endpoints (profiler and summary)", Label("debug"), f
 		})
 
 		It("answers /debug/pprof/ with 404, as any path no API serves", func() {
-			expectGatewayError(env.Get("/debug/pprof/", "X-Tyk-Authorization", env.Secret), http.StatusNotFound, gateway.CauseUnknownPath, "No API is served at this path")
+			expectGatewayError(env.Get("/debug/pprof/", "X-Tyk-Authorization", env.Secret), http.StatusNotFound, chain.CauseUnknownPath, "No API is served at this path")
 		})
 
 		It("answers /debug/summary with 404, as any path no API serves", func() {
-			expectGatewayError(env.Get("/debug/summary", "X-Tyk-Authorization", env.Secret), http.StatusNotFound, gateway.CauseUnknownPath, "No API is served at this path")
+			expectGatewayError(env.Get("/debug/summary", "X-Tyk-Authorization", env.Secret), http.StatusNotFound, chain.CauseUnknownPath, "No API is served at this path")
 		})
 	})
 
@@ -112,7 +113,7 @@ var _ = Describe("The debug endpoints (profiler and summary)", Label("debug"), f
 			It("answers 403 with the control API's message", func() {
 				resp := env.Get("/debug/summary")
 				Expect(resp.StatusCode).To(Equal(http.StatusForbidden))
-				Expect(resp.Header.Get(gateway.CauseHeader)).To(Equal(string(gateway.CauseControlUnauthorised)))
+				Expect(resp.Header.Get(chain.CauseHeader)).To(Equal(string(chain.CauseControlUnauthorised)))
 				Expect(resp.JSON()).To(Equal(map[string]any{"status": "error", "message": "Attempted administrative access with invalid or missing key!"}))
 			})
 		})
@@ -256,7 +257,7 @@ var _ = Describe("The debug endpoints (profiler and summary)", Label("debug"), f
 			env = specs.NewEnv(specs.WithConfig(`{"enable_http_profiler": true}`))
 			resp := env.Get("/debug/summary", "X-Tyk-Authorization", "")
 			Expect(resp.StatusCode).To(Equal(http.StatusForbidden))
-			Expect(resp.Header.Get(gateway.CauseHeader)).To(Equal(string(gateway.CauseControlDisabled)))
+			Expect(resp.Header.Get(chain.CauseHeader)).To(Equal(string(chain.CauseControlDisabled)))
 			Expect(resp.JSON()["message"]).To(ContainSubstring("no secret"))
 		})
 	})

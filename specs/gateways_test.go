@@ -11,7 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -24,10 +24,10 @@ func subscribers(ctx context.Context, env *specs.Env) int64 {
 		total int64
 	)
 	Expect(env.Redis.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
-		counts, err := node.PubSubNumSub(ctx, gateway.NotificationChannel).Result()
+		counts, err := node.PubSubNumSub(ctx, notify.Channel).Result()
 		mu.Lock()
 		defer mu.Unlock()
-		total += counts[gateway.NotificationChannel]
+		total += counts[notify.Channel]
 		return err
 	})).To(Succeed())
 	return total
@@ -35,11 +35,11 @@ func subscribers(ctx context.Context, env *specs.Env) int64 {
 
 // publishNotification puts a message on the notification channel as any
 // client of Redis could.
-func publishNotification(ctx context.Context, env *specs.Env, n gateway.Notification) {
+func publishNotification(ctx context.Context, env *specs.Env, n notify.Notification) {
 	GinkgoHelper()
 	data, err := json.Marshal(n)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(env.Redis.Publish(ctx, gateway.NotificationChannel, data).Err()).To(Succeed())
+	Expect(env.Redis.Publish(ctx, notify.Channel, data).Err()).To(Succeed())
 }
 
 const nodeSecret = "spec-node-secret"
@@ -131,13 +131,13 @@ var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
 		})
 
 		It("is ignored when unsigned, and the gateways log why", func(ctx SpecContext) {
-			publishNotification(ctx, env, gateway.Notification{Command: gateway.NoticeGroupReload, Time: env.Clock.Now().Unix(), Nonce: "n1"})
+			publishNotification(ctx, env, notify.Notification{Command: notify.GroupReload, Time: env.Clock.Now().Unix(), Nonce: "n1"})
 			Eventually(two.Logs).WithContext(ctx).Should(ContainSubstring("signature does not match node_secret"))
 			Expect(newAPIReply(two)).To(Equal(http.StatusNotFound))
 		}, SpecTimeout(10*time.Second))
 
 		It("is ignored when signed with another secret", func(ctx SpecContext) {
-			n := gateway.Notification{Command: gateway.NoticeGroupReload, Time: env.Clock.Now().Unix(), Nonce: "n2"}
+			n := notify.Notification{Command: notify.GroupReload, Time: env.Clock.Now().Unix(), Nonce: "n2"}
 			n.Sign([]byte("a guess"))
 			publishNotification(ctx, env, n)
 			Eventually(three.Logs).WithContext(ctx).Should(ContainSubstring("signature does not match node_secret"))
@@ -148,7 +148,7 @@ var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
 	When("a correctly signed notification is sent again or late", func() {
 		It("ignores a replay of a reload it already acted on", func(ctx SpecContext) {
 			By("recording the reload the first gateway sends")
-			sub := env.Redis.Subscribe(ctx, gateway.NotificationChannel)
+			sub := env.Redis.Subscribe(ctx, notify.Channel)
 			DeferCleanup(sub.Close)
 			_, err := sub.Receive(ctx) // the subscription's confirmation
 			Expect(err).NotTo(HaveOccurred())
@@ -159,14 +159,14 @@ var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
 
 			By("adding a definition and sending the recorded reload again")
 			env.WriteAPIFile("added.json", keylessAPI("added", "/added/"))
-			Expect(env.Redis.Publish(ctx, gateway.NotificationChannel, msg.Payload).Err()).To(Succeed())
+			Expect(env.Redis.Publish(ctx, notify.Channel, msg.Payload).Err()).To(Succeed())
 			Eventually(two.Logs).WithContext(ctx).Should(ContainSubstring("already received (a replay)"))
 			Expect(newAPIReply(two)).To(Equal(http.StatusNotFound))
 		}, SpecTimeout(10*time.Second))
 
 		It("ignores a reload sent more than a minute ago", func(ctx SpecContext) {
 			env.WriteAPIFile("added.json", keylessAPI("added", "/added/"))
-			n := gateway.Notification{Command: gateway.NoticeGroupReload, Time: env.Clock.Now().Add(-2 * time.Minute).Unix(), Nonce: "old"}
+			n := notify.Notification{Command: notify.GroupReload, Time: env.Clock.Now().Add(-2 * time.Minute).Unix(), Nonce: "old"}
 			n.Sign([]byte(nodeSecret))
 			publishNotification(ctx, env, n)
 			Eventually(two.Logs).WithContext(ctx).Should(ContainSubstring("more than 1m0s from now"))
@@ -175,7 +175,7 @@ var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
 
 		It("acts on a fresh one signed with node_secret, whoever sent it", func(ctx SpecContext) {
 			env.WriteAPIFile("added.json", keylessAPI("added", "/added/"))
-			n := gateway.Notification{Command: gateway.NoticeGroupReload, Time: env.Clock.Now().Unix(), Nonce: "fresh", From: "operator"}
+			n := notify.Notification{Command: notify.GroupReload, Time: env.Clock.Now().Unix(), Nonce: "fresh", From: "operator"}
 			n.Sign([]byte(nodeSecret))
 			publishNotification(ctx, env, n)
 			Eventually(newAPIReply).WithContext(ctx).WithArguments(two).Should(Equal(http.StatusOK))

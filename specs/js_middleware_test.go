@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -139,7 +139,7 @@ return override.ReturnData(request);`)
 		})
 
 		It("turns a code of 400 or more into a Tyk-shaped error", func() {
-			expectGatewayError(env.Get("/js/", "x-key", key, "X-Teapot", "1"), http.StatusTeapot, gateway.CauseJSOverride, "I am a teapot")
+			expectGatewayError(env.Get("/js/", "x-key", key, "X-Teapot", "1"), http.StatusTeapot, chain.CauseJSOverride, "I am a teapot")
 		})
 
 		It("answers any other code with the body and headers as given, without the upstream", func() {
@@ -160,7 +160,7 @@ return override.ReturnData(request);`)
 		})
 
 		It("answers 500 with a Tyk-shaped error", func() {
-			expectGatewayError(env.Get("/js/", "x-key", key), http.StatusInternalServerError, gateway.CauseJSError, "There was a problem running the JS middleware")
+			expectGatewayError(env.Get("/js/", "x-key", key), http.StatusInternalServerError, chain.CauseJSError, "There was a problem running the JS middleware")
 		})
 
 		It("logs the exception without the raw key", func() {
@@ -181,7 +181,7 @@ return forever.ReturnData(request);`)
 		})
 
 		It("interrupts it and answers 500 with a Tyk-shaped error", func(ctx SpecContext) {
-			expectGatewayError(env.Get("/js/", "x-key", key, "X-Loop", "1"), http.StatusInternalServerError, gateway.CauseJSTimeout, "JS middleware timed out")
+			expectGatewayError(env.Get("/js/", "x-key", key, "X-Loop", "1"), http.StatusInternalServerError, chain.CauseJSTimeout, "JS middleware timed out")
 		}, SpecTimeout(10*time.Second))
 
 		It("serves other requests meanwhile", func(ctx SpecContext) {

@@ -10,17 +10,17 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
 // expectGatewayError checks the shape every error the gateway produces
 // itself has: the status, Tyk's JSON body and the machine-readable cause.
-func expectGatewayError(resp specs.Response, status int, cause gateway.Cause, message string) {
+func expectGatewayError(resp specs.Response, status int, cause chain.Cause, message string) {
 	GinkgoHelper()
 	Expect(resp.StatusCode).To(Equal(status))
 	Expect(resp.Header.Get("Content-Type")).To(Equal("application/json"))
-	Expect(resp.Header.Get(gateway.CauseHeader)).To(Equal(string(cause)))
+	Expect(resp.Header.Get(chain.CauseHeader)).To(Equal(string(cause)))
 	Expect(resp.JSON()).To(Equal(map[string]any{"error": message}))
 }
 
@@ -146,7 +146,7 @@ var _ = Describe("Keyless proxying", func() {
 		})
 
 		It("is not routed to that API", func() {
-			expectGatewayError(env.Get("/echoes"), http.StatusNotFound, gateway.CauseUnknownPath, "No API is served at this path")
+			expectGatewayError(env.Get("/echoes"), http.StatusNotFound, chain.CauseUnknownPath, "No API is served at this path")
 		})
 	})
 
@@ -188,7 +188,7 @@ var _ = Describe("Keyless proxying", func() {
 		})
 
 		It("is not served", func() {
-			expectGatewayError(env.Get("/off/"), http.StatusNotFound, gateway.CauseUnknownPath, "No API is served at this path")
+			expectGatewayError(env.Get("/off/"), http.StatusNotFound, chain.CauseUnknownPath, "No API is served at this path")
 		})
 
 		It("says so in the log", func() {
@@ -202,7 +202,7 @@ var _ = Describe("Keyless proxying", func() {
 		})
 
 		It("answers 404 with a Tyk-shaped error and cause unknown_path", func() {
-			expectGatewayError(env.Get("/nowhere"), http.StatusNotFound, gateway.CauseUnknownPath, "No API is served at this path")
+			expectGatewayError(env.Get("/nowhere"), http.StatusNotFound, chain.CauseUnknownPath, "No API is served at this path")
 		})
 
 		It("does not reach any upstream", func() {
@@ -221,7 +221,7 @@ var _ = Describe("Keyless proxying", func() {
 		})
 
 		It("answers 502 with a Tyk-shaped error and cause upstream_unreachable", func() {
-			expectGatewayError(env.Get("/down/"), http.StatusBadGateway, gateway.CauseUpstreamUnreachable, "There was a problem proxying the request")
+			expectGatewayError(env.Get("/down/"), http.StatusBadGateway, chain.CauseUpstreamUnreachable, "There was a problem proxying the request")
 		})
 	})
 
@@ -235,7 +235,7 @@ var _ = Describe("Keyless proxying", func() {
 		})
 
 		It("answers 504 with a Tyk-shaped error and cause upstream_timeout", func() {
-			expectGatewayError(env.Get("/slow/"), http.StatusGatewayTimeout, gateway.CauseUpstreamTimeout, "Upstream service reached hard timeout.")
+			expectGatewayError(env.Get("/slow/"), http.StatusGatewayTimeout, chain.CauseUpstreamTimeout, "Upstream service reached hard timeout.")
 		})
 	})
 })

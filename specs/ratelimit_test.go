@@ -8,7 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/limit"
 	"github.com/tollgate/tollgate/specs"
 )
@@ -41,7 +41,7 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 			for range 3 {
 				callOrders(env.Instance)
 			}
-			expectGatewayError(callOrders(env.Instance), http.StatusTooManyRequests, gateway.CauseRateLimited, "Rate Limit Exceeded")
+			expectGatewayError(callOrders(env.Instance), http.StatusTooManyRequests, chain.CauseRateLimited, "Rate Limit Exceeded")
 		})
 
 		It("reports the limit, what is left and when the window frees up in X-RateLimit headers", func() {
@@ -156,7 +156,7 @@ var _ = Describe("Quotas", Label("ratelimit"), func() {
 		It("serves 2 and answers the 3rd with 403 Quota exceeded", func() {
 			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
 			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
-			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, gateway.CauseQuotaExceeded, "Quota exceeded")
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseQuotaExceeded, "Quota exceeded")
 		})
 
 		It("counts in Redis under quota-<key>, expiring at the renewal", func(ctx SpecContext) {

@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -44,13 +44,13 @@ var _ = Describe("The seed API (fixtures/seed/apps/security.json)", Label("seed"
 
 	When("a request names no version in x-api-version", func() {
 		It("answers 403 Version information not found", func() {
-			expectGatewayError(env.Get("/security/users"), http.StatusForbidden, gateway.CauseVersionMissing, "Version information not found")
+			expectGatewayError(env.Get("/security/users"), http.StatusForbidden, chain.CauseVersionMissing, "Version information not found")
 		})
 	})
 
 	When("a request for v1 has no key in the security header", func() {
 		It("answers 401 Authorization field missing", func() {
-			expectGatewayError(env.Get("/security/users", "x-api-version", "v1"), http.StatusUnauthorized, gateway.CauseKeyMissing, "Authorization field missing")
+			expectGatewayError(env.Get("/security/users", "x-api-version", "v1"), http.StatusUnauthorized, chain.CauseKeyMissing, "Authorization field missing")
 		})
 
 		It("is served on the ignored GET /test without a key", func() {

@@ -7,7 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -38,11 +38,11 @@ var _ = Describe("API versions", func() {
 		})
 
 		It("answers 403 Version information not found when the header is missing", func() {
-			expectGatewayError(env.Get("/v/items"), http.StatusForbidden, gateway.CauseVersionMissing, "Version information not found")
+			expectGatewayError(env.Get("/v/items"), http.StatusForbidden, chain.CauseVersionMissing, "Version information not found")
 		})
 
 		It("answers 403 This API version does not seem to exist for an unknown version", func() {
-			expectGatewayError(env.Get("/v/items", "x-api-version", "v9"), http.StatusForbidden, gateway.CauseVersionUnknown, "This API version does not seem to exist")
+			expectGatewayError(env.Get("/v/items", "x-api-version", "v9"), http.StatusForbidden, chain.CauseVersionUnknown, "This API version does not seem to exist")
 		})
 
 		It("tells the client when a version expires, in X-Tyk-Api-Expires", func() {
@@ -51,7 +51,7 @@ var _ = Describe("API versions", func() {
 
 		It("answers 403 Api Version has expired once the version's expires has passed", func() {
 			env.Clock.Advance(time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC).Sub(env.Clock.Now()))
-			expectGatewayError(env.Get("/v/items", "x-api-version", "v2"), http.StatusForbidden, gateway.CauseVersionExpired,
+			expectGatewayError(env.Get("/v/items", "x-api-version", "v2"), http.StatusForbidden, chain.CauseVersionExpired,
 				"Api Version has expired, please check documentation or contact administrator")
 		})
 
@@ -134,11 +134,11 @@ var _ = Describe("Extended paths", func() {
 		})
 
 		It("applies only to the methods listed", func() {
-			expectGatewayError(env.Do(http.MethodPost, "/paths/health", ""), http.StatusUnauthorized, gateway.CauseKeyMissing, "Authorization field missing")
+			expectGatewayError(env.Do(http.MethodPost, "/paths/health", ""), http.StatusUnauthorized, chain.CauseKeyMissing, "Authorization field missing")
 		})
 
 		It("still needs a key everywhere else", func() {
-			expectGatewayError(env.Get("/paths/orders"), http.StatusUnauthorized, gateway.CauseKeyMissing, "Authorization field missing")
+			expectGatewayError(env.Get("/paths/orders"), http.StatusUnauthorized, chain.CauseKeyMissing, "Authorization field missing")
 		})
 
 		It("does not count towards the key's rate limit", func() {
@@ -154,11 +154,11 @@ var _ = Describe("Extended paths", func() {
 
 		It("answers 403 Requested endpoint is forbidden, even with a valid key", func() {
 			key := env.IssueKey(grantTo("paths"))
-			expectGatewayError(env.Get("/paths/admin/users", "x-key", key), http.StatusForbidden, gateway.CauseEndpointForbidden, "Requested endpoint is forbidden")
+			expectGatewayError(env.Get("/paths/admin/users", "x-key", key), http.StatusForbidden, chain.CauseEndpointForbidden, "Requested endpoint is forbidden")
 		})
 
 		It("matches anywhere in the path, as Tyk's unanchored patterns do", func() {
-			expectGatewayError(env.Get("/paths/sysadmin"), http.StatusForbidden, gateway.CauseEndpointForbidden, "Requested endpoint is forbidden")
+			expectGatewayError(env.Get("/paths/sysadmin"), http.StatusForbidden, chain.CauseEndpointForbidden, "Requested endpoint is forbidden")
 		})
 
 		It("lets methods it does not list through", func() {
@@ -179,11 +179,11 @@ var _ = Describe("Extended paths", func() {
 		})
 
 		It("answers 403 Requested endpoint is forbidden for every other path", func() {
-			expectGatewayError(env.Get("/paths/invoices", "x-key", key), http.StatusForbidden, gateway.CauseEndpointForbidden, "Requested endpoint is forbidden")
+			expectGatewayError(env.Get("/paths/invoices", "x-key", key), http.StatusForbidden, chain.CauseEndpointForbidden, "Requested endpoint is forbidden")
 		})
 
 		It("answers 403 for a white-listed path with a method it does not list", func() {
-			expectGatewayError(env.Do(http.MethodDelete, "/paths/orders/7", "", "x-key", key), http.StatusForbidden, gateway.CauseEndpointForbidden, "Requested endpoint is forbidden")
+			expectGatewayError(env.Do(http.MethodDelete, "/paths/orders/7", "", "x-key", key), http.StatusForbidden, chain.CauseEndpointForbidden, "Requested endpoint is forbidden")
 		})
 	})
 })

@@ -1,4 +1,4 @@
-package gateway
+package apidef
 
 import (
 	"bytes"
@@ -23,16 +23,16 @@ func (e *DuplicateKeyError) Error() string {
 	return fmt.Sprintf("%s: key %q appears more than once", displayPath(e.Path), e.Key)
 }
 
-// jsonReport is what checkJSON learns about a document beyond what
+// Report is what DecodeStrict learns about a document beyond what
 // json.Unmarshal tells: the fields the target type does not have.
-type jsonReport struct {
+type Report struct {
 	Unknown []string // dotted paths, in document order
 }
 
-// decodeStrict checks data against the shape of v, then unmarshals it.
+// DecodeStrict checks data against the shape of v, then unmarshals it.
 // Syntax errors carry line and column, type errors the dotted field path,
 // and duplicate keys are errors.
-func decodeStrict(data []byte, v any) (jsonReport, error) {
+func DecodeStrict(data []byte, v any) (Report, error) {
 	rep, err := checkJSON(data, reflect.TypeOf(v))
 	if err != nil {
 		return rep, err
@@ -46,7 +46,7 @@ func decodeStrict(data []byte, v any) (jsonReport, error) {
 // checkJSON walks the token stream of data alongside type t. Struct types
 // map keys to fields by their json tags; map keys are data, so they are
 // never reported as unknown, but they are still checked for duplicates.
-func checkJSON(data []byte, t reflect.Type) (jsonReport, error) {
+func checkJSON(data []byte, t reflect.Type) (Report, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	w := walker{dec: dec, data: data}
@@ -62,7 +62,7 @@ func checkJSON(data []byte, t reflect.Type) (jsonReport, error) {
 type walker struct {
 	dec  *json.Decoder
 	data []byte
-	rep  jsonReport
+	rep  Report
 }
 
 func (w *walker) position() string {

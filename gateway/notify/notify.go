@@ -1,4 +1,11 @@
-package gateway
+// Package notify carries reloads and key changes between the gateways of
+// one deployment over Redis pub/sub, signed with node_secret: one owned
+// goroutine receives, Close stops it and waits.
+//
+//	n := notify.New(client, []byte(secret), time.Now, log, handle)
+//	_ = n.Publish(ctx, notify.GroupReload, "")
+//	_ = n.Close(ctx)
+package notify
 
 import (
 	"context"
@@ -10,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,21 +25,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// NotificationChannel is the Redis pub/sub channel gateways of one
+// Channel is the Redis pub/sub channel gateways of one
 // deployment tell each other on, as Tyk's do.
-const NotificationChannel = "tyk.cluster.notifications"
+const Channel = "tyk.cluster.notifications"
 
 // Notification commands (Tyk's names).
 const (
-	// NoticeGroupReload asks every gateway to reload its API definitions
+	// GroupReload asks every gateway to reload its API definitions
 	// (sent by GET /tyk/reload/group).
-	NoticeGroupReload = "GroupReload"
-	// NoticeKeySpaceUpdate names a session changed or deleted through a
+	GroupReload = "GroupReload"
+	// KeySpaceUpdate names a session changed or deleted through a
 	// control API, so every gateway drops its cached copy at once.
-	NoticeKeySpaceUpdate = "KeySpaceUpdateNotification"
+	KeySpaceUpdate = "KeySpaceUpdateNotification"
 )
 
-// Notification is one message on NotificationChannel. Command and Payload
+// Notification is one message on Channel. Command and Payload
 // are Tyk's; Time, Nonce, From and Signature are tollgate's: the signature
 // is an HMAC-SHA256 of the other fields keyed with node_secret (or secret
 // when node_secret is empty), so a client of Redis that does not know it
@@ -66,9 +72,9 @@ func (n *Notification) mac(key []byte) string {
 // errNotifyRefused is a notification the gateway did not act on.
 var errNotifyRefused = errors.New("notification refused")
 
-// notifier publishes this gateway's notifications and runs the one
+// Notifier publishes this gateway's notifications and runs the one
 // goroutine that receives everyone's. Close stops it and waits.
-type notifier struct {
+type Notifier struct {
 	client redis.UniversalClient
 	key    []byte
 	id     string // this gateway's id, to skip its own messages
@@ -91,20 +97,22 @@ type notifier struct {
 // confirmed; past it the goroutine keeps trying, and the gateway serves.
 const subscribeWait = 2 * time.Second
 
-func newNotifier(client redis.UniversalClient, key []byte, now func() time.Time, log *slog.Logger, handle func(Notification)) *notifier {
+// New subscribes to Channel and starts the receiving goroutine; handle
+// gets every checked notification from another gateway.
+func New(client redis.UniversalClient, key []byte, now func() time.Time, log *slog.Logger, handle func(Notification)) *Notifier {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	n := &notifier{
+	n := &Notifier{
 		client: client, key: key, id: hex.EncodeToString(id[:]), now: now, log: log, handle: handle,
 		stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]time.Time{},
 	}
 	n.ps = client.Subscribe(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), subscribeWait)
 	defer cancel()
-	if err := n.ps.Subscribe(ctx, NotificationChannel); err != nil {
-		log.Warn("cluster notifications: not subscribed yet, retrying", "channel", NotificationChannel, "error", err)
+	if err := n.ps.Subscribe(ctx, Channel); err != nil {
+		log.Warn("cluster notifications: not subscribed yet, retrying", "channel", Channel, "error", err)
 	} else if _, err := n.ps.ReceiveTimeout(ctx, subscribeWait); err != nil {
-		log.Warn("cluster notifications: subscription not confirmed yet, retrying", "channel", NotificationChannel, "error", err)
+		log.Warn("cluster notifications: subscription not confirmed yet, retrying", "channel", Channel, "error", err)
 	}
 	go n.run()
 	return n
@@ -112,7 +120,7 @@ func newNotifier(client redis.UniversalClient, key []byte, now func() time.Time,
 
 // Publish signs and sends a notification to every gateway, this one
 // included (which ignores its own).
-func (n *notifier) Publish(ctx context.Context, command, payload string) error {
+func (n *Notifier) Publish(ctx context.Context, command, payload string) error {
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
 	msg := Notification{Command: command, Payload: payload, Time: n.now().Unix(), Nonce: hex.EncodeToString(nonce[:]), From: n.id}
@@ -121,14 +129,14 @@ func (n *notifier) Publish(ctx context.Context, command, payload string) error {
 	if err != nil {
 		return err
 	}
-	return n.client.Publish(ctx, NotificationChannel, data).Err()
+	return n.client.Publish(ctx, Channel, data).Err()
 }
 
 // receiveTimeout is how long the receiver waits before checking the
 // connection with a PING.
 const receiveTimeout = 30 * time.Second
 
-func (n *notifier) run() {
+func (n *Notifier) run() {
 	defer close(n.done)
 	ctx := context.Background()
 	backoff := 50 * time.Millisecond
@@ -163,7 +171,7 @@ func (n *notifier) run() {
 
 // receive checks one message and hands it on. Its own messages, unsigned
 // or wrongly signed ones, stale ones and replays are dropped and counted.
-func (n *notifier) receive(payload string) {
+func (n *Notifier) receive(payload string) {
 	var msg Notification
 	if err := json.Unmarshal([]byte(payload), &msg); err != nil {
 		n.drop("not a notification", err)
@@ -179,7 +187,7 @@ func (n *notifier) receive(payload string) {
 	n.handle(msg)
 }
 
-func (n *notifier) check(msg Notification) error {
+func (n *Notifier) check(msg Notification) error {
 	if !hmac.Equal([]byte(msg.Signature), []byte(msg.mac(n.key))) {
 		return fmt.Errorf("%w: signature does not match node_secret", errNotifyRefused)
 	}
@@ -204,13 +212,13 @@ func (n *notifier) check(msg Notification) error {
 	return nil
 }
 
-func (n *notifier) drop(why string, err error) {
+func (n *Notifier) drop(why string, err error) {
 	n.refused.Add(1)
-	n.log.Warn("cluster notification ignored", "channel", NotificationChannel, "reason", why, "error", err)
+	n.log.Warn("cluster notification ignored", "channel", Channel, "reason", why, "error", err)
 }
 
 // Close ends the subscription and waits for the receiving goroutine.
-func (n *notifier) Close(ctx context.Context) error {
+func (n *Notifier) Close(ctx context.Context) error {
 	n.stopped.Store(true)
 	close(n.stop)
 	err := n.ps.Close()
@@ -223,66 +231,4 @@ func (n *notifier) Close(ctx context.Context) error {
 		err = nil
 	}
 	return err
-}
-
-// notificationKey is what notifications are signed with.
-func (c *Config) notificationKey() string {
-	if c.NodeSecret != "" {
-		return c.NodeSecret
-	}
-	return c.Secret
-}
-
-// onNotification acts on a checked notification from another gateway.
-func (g *Gateway) onNotification(n Notification) {
-	switch n.Command {
-	case NoticeGroupReload:
-		err := g.Reload()
-		var fileErrs *DefinitionErrors
-		switch {
-		case err == nil:
-			g.log.Info("reloaded: asked by another gateway", "from", n.From)
-		case errors.As(err, &fileErrs):
-			g.log.Warn("reloaded: asked by another gateway; some definitions were left out", "from", n.From, "error", err)
-		default:
-			g.log.Error("reload asked by another gateway failed; the APIs being served stay", "from", n.From, "error", err)
-		}
-	case NoticeKeySpaceUpdate:
-		g.cache.Forget(n.Payload)
-	default:
-		g.log.Debug("cluster notification not handled", "command", n.Command)
-	}
-}
-
-// keyChanged tells the other gateways to drop their cached copy of the
-// session id. A failure only delays them (their cache expires on its own
-// within cached_session_timeout), so it is logged, not returned.
-func (g *Gateway) keyChanged(ctx context.Context, id string) {
-	if g.notify == nil {
-		return
-	}
-	if err := g.notify.Publish(ctx, NoticeKeySpaceUpdate, id); err != nil {
-		g.log.Warn("other gateways not told of a key change; their cached copy expires within cached_session_timeout", "error", err)
-	}
-}
-
-// controlGroupReload serves GET /tyk/reload/group: this gateway reloads,
-// then tells every other one to.
-func (g *Gateway) controlGroupReload(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		controlError(w, http.StatusMethodNotAllowed, CauseControlMethod, "Method not supported: use GET")
-		return
-	}
-	if err := g.Reload(); err != nil {
-		var fileErrs *DefinitionErrors
-		if !errors.As(err, &fileErrs) {
-			controlError(w, http.StatusInternalServerError, CauseControlBadRequest, "Reload failed, the APIs being served stay: "+err.Error())
-			return
-		}
-	}
-	if err := g.notify.Publish(r.Context(), NoticeGroupReload, ""); err != nil {
-		controlError(w, http.StatusServiceUnavailable, CauseStorageUnavailable, "Reloaded this gateway, but the others could not be told: "+err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, controlReply{Status: "ok"})
 }

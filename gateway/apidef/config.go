@@ -1,10 +1,12 @@
-package gateway
+package apidef
 
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,7 +109,8 @@ type LocalSessionCache struct {
 	CachedSessionEviction int `json:"cached_session_eviction"`
 }
 
-func (l LocalSessionCache) ttl() time.Duration {
+// TTL is how long a session is served from memory; 0 turns the cache off.
+func (l LocalSessionCache) TTL() time.Duration {
 	if l.DisableCachedSessionState {
 		return 0
 	}
@@ -149,25 +152,46 @@ func (c *Config) AppDir() string {
 	return c.ResolvePath(p)
 }
 
-func (c *Config) proxyTimeout() time.Duration {
+// ProxyTimeout is proxy_default_timeout with its default.
+func (c *Config) ProxyTimeout() time.Duration {
 	if c.ProxyDefaultTimeout <= 0 {
 		return defaultProxyTimeout
 	}
 	return time.Duration(c.ProxyDefaultTimeout * float64(time.Second))
 }
 
+// TemplateDir is the resolved template_path.
+func (c *Config) TemplateDir() string {
+	p := c.TemplatePath
+	if p == "" {
+		p = "templates"
+	}
+	return c.ResolvePath(p)
+}
+
+// NotificationKey is what notifications between gateways are signed
+// with: node_secret, or secret when it is empty.
+func (c *Config) NotificationKey() string {
+	if c.NodeSecret != "" {
+		return c.NodeSecret
+	}
+	return c.Secret
+}
+
 // SetBaseDir makes relative paths in the configuration resolve against
 // dir, as LoadConfig does with the folder of tyk.conf.
 func (c *Config) SetBaseDir(dir string) { c.dir = dir }
 
-func (c *Config) jsvmTimeout() time.Duration {
+// JSTimeout is jsvm_timeout with its default.
+func (c *Config) JSTimeout() time.Duration {
 	if c.JSVMTimeout <= 0 {
 		return 5 * time.Second
 	}
 	return time.Duration(c.JSVMTimeout * float64(time.Second))
 }
 
-func (c *Config) healthPath() string {
+// HealthPath is the path of the health endpoint, e.g. "/hello".
+func (c *Config) HealthPath() string {
 	name := strings.Trim(c.HealthCheckEndpointName, "/")
 	if name == "" {
 		name = "hello"
@@ -206,7 +230,7 @@ func LoadConfig(path string) (*Config, Warnings, error) {
 // ParseConfig parses tyk.conf's JSON; see LoadConfig.
 func ParseConfig(data []byte) (*Config, Warnings, error) {
 	var cfg Config
-	rep, err := decodeStrict(data, &cfg)
+	rep, err := DecodeStrict(data, &cfg)
 	if err != nil {
 		var dup *DuplicateKeyError
 		if errors.As(err, &dup) && dup.Path == "storage.hosts" {
@@ -217,7 +241,7 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	if err := cfg.Storage.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("storage: %w", err)
 	}
-	if err := validateDebugListen(cfg.DebugListen); err != nil {
+	if err := ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, nil, err
 	}
 	var warnings Warnings
@@ -225,4 +249,27 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 		warnings = append(warnings, "settings not implemented by tollgate, ignored: "+strings.Join(rep.Unknown, ", "))
 	}
 	return &cfg, warnings, nil
+}
+
+// ValidateDebugListen accepts an empty address (no debug listener) or a
+// host:port whose host is a loopback address: the listener has no
+// authentication, so it must not be reachable from another machine.
+func ValidateDebugListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("debug_listen: %q is not host:port (e.g. \"127.0.0.1:6060\"): %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("debug_listen: %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("debug_listen: %q is not a loopback address; the debug listener has no authentication, so it only listens on 127.0.0.0/8, ::1 or localhost (e.g. \"127.0.0.1:6060\")", addr)
 }

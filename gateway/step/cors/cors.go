@@ -1,4 +1,8 @@
-package gateway
+// Package cors is the chain's first step: it answers browsers' preflights
+// and puts CORS headers on every response of its API, the gateway's own
+// errors included, from the definition's "CORS" section through
+// github.com/rs/cors, as Tyk does.
+package cors
 
 import (
 	"fmt"
@@ -7,43 +11,14 @@ import (
 	"strings"
 
 	"github.com/rs/cors"
-)
 
-// CORSConfig is an API definition's "CORS" section, with Tyk's field names.
-// Its values are handed to github.com/rs/cors as Tyk does, so browsers see
-// the same headers from tollgate as from Tyk.
-type CORSConfig struct {
-	// Enable turns CORS handling on. Default false: no CORS headers, and
-	// preflights go through the chain like any other request.
-	Enable bool `json:"enable"`
-	// AllowedOrigins may contain "*" (any origin) or one "*" inside an
-	// origin ("https://*.example.com"). Default (empty): any origin.
-	AllowedOrigins []string `json:"allowed_origins"`
-	// AllowedMethods are matched case-sensitively. Default (empty): GET,
-	// POST, HEAD.
-	AllowedMethods []string `json:"allowed_methods"`
-	// AllowedHeaders a preflight may ask for; "*" allows any. Default
-	// (empty): Accept, Content-Type, X-Requested-With.
-	AllowedHeaders []string `json:"allowed_headers"`
-	// ExposedHeaders are listed in Access-Control-Expose-Headers. Default:
-	// none.
-	ExposedHeaders []string `json:"exposed_headers"`
-	// AllowCredentials sends Access-Control-Allow-Credentials: true.
-	// Default false.
-	AllowCredentials bool `json:"allow_credentials"`
-	// MaxAge is Access-Control-Max-Age in seconds. Default 0: not sent.
-	MaxAge int `json:"max_age"`
-	// OptionsPassthrough forwards preflights through the rest of the
-	// chain (auth included) to the upstream instead of answering them 204.
-	// Default false.
-	OptionsPassthrough bool `json:"options_passthrough"`
-	// Debug logs each CORS decision at debug level. Default false.
-	Debug bool `json:"debug"`
-}
+	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/chain"
+)
 
 // validate rejects settings rs/cors would accept but quietly misread, and
 // warns about those browsers will refuse.
-func (cfg *CORSConfig) validate() ([]string, error) {
+func validate(cfg *apidef.CORSConfig) ([]string, error) {
 	if cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("CORS.max_age: %d is negative; use 0 to send no Access-Control-Max-Age", cfg.MaxAge)
 	}
@@ -104,13 +79,13 @@ func isToken(s string) bool {
 	return true
 }
 
-// corsSteps builds the CORS middleware of an API from its CORS section.
-func (g *Gateway) corsSteps(def *APIDefinition) ([]step, []string, error) {
-	cfg := &def.CORS
+// New builds the CORS step of an API from its CORS section; nil when the
+// section is not enabled. log receives rs/cors' decisions with debug on.
+func New(cfg *apidef.CORSConfig, log *slog.Logger) (chain.Step, []string, error) {
 	if !cfg.Enable {
 		return nil, nil, nil
 	}
-	warnings, err := cfg.validate()
+	warnings, err := validate(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,30 +99,30 @@ func (g *Gateway) corsSteps(def *APIDefinition) ([]step, []string, error) {
 		OptionsPassthrough: cfg.OptionsPassthrough,
 	}
 	if cfg.Debug {
-		opts.Logger = corsLogger{g.log.With("api_id", def.APIID, "middleware", "cors")}
+		opts.Logger = corsLogger{log.With("middleware", "cors")}
 	}
-	return []step{&corsStep{cors: cors.New(opts)}}, warnings, nil
+	return &step{cors: cors.New(opts)}, warnings, nil
 }
 
-// corsStep answers preflights and puts CORS headers on every response of
+// step answers preflights and puts CORS headers on every response of
 // its API, the gateway's own errors included, which is why it runs before
 // version check and auth.
-type corsStep struct {
+type step struct {
 	cors *cors.Cors
 }
 
-var _ step = (*corsStep)(nil)
+var _ chain.Step = (*step)(nil)
 
-func (s *corsStep) serve(c *call) bool {
+func (s *step) Serve(c *chain.Call) bool {
 	passed := false
 	// rs/cors writes its headers into c.w's header map; it calls next for
 	// actual requests and passed-through preflights and answers the other
 	// preflights itself (204).
-	s.cors.ServeHTTP(c.w, c.r, func(http.ResponseWriter, *http.Request) { passed = true })
+	s.cors.ServeHTTP(c.W, c.R, func(http.ResponseWriter, *http.Request) { passed = true })
 	if !passed {
 		return false
 	}
-	c.w = newCORSWriter(c.w)
+	c.W = newCORSWriter(c.W)
 	return true
 }
 
@@ -156,7 +131,7 @@ func (s *corsStep) serve(c *call) bool {
 // own would otherwise give browsers two Access-Control-Allow-Origin values,
 // which they reject.
 type corsWriter struct {
-	http.ResponseWriter
+	chain.Writer
 	own   http.Header // the Access-Control-* headers the CORS step set
 	wrote bool
 }
@@ -168,7 +143,7 @@ func newCORSWriter(w http.ResponseWriter) *corsWriter {
 			own[k] = append([]string(nil), v...)
 		}
 	}
-	return &corsWriter{ResponseWriter: w, own: own}
+	return &corsWriter{Writer: chain.Writer{ResponseWriter: w}, own: own}
 }
 
 func isCORSHeader(name string) bool {
@@ -202,17 +177,12 @@ func (w *corsWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach the connection.
-func (w *corsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // Flush passes streaming flushes through.
 func (w *corsWriter) Flush() {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	w.Writer.Flush()
 }
 
 // corsLogger sends rs/cors' debug output to the gateway's log.

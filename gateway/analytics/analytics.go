@@ -1,35 +1,30 @@
-package gateway
+// Package analytics records one line per request to Redis, in batches,
+// off the request path, from one goroutine it owns.
+//
+//	rec := analytics.New(client, cfg.AnalyticsConfig)
+//	rec.Record(analytics.Record{...}) // never blocks
+//	_ = rec.Close(ctx)                // writes what is buffered
+package analytics
 
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/gateway/apidef"
 )
 
-// AnalyticsKey is the Redis list analytics records are appended to, as in
+// Key is the Redis list analytics records are appended to, as in
 // Tyk. Records are JSON (Tyk writes msgpack).
-const AnalyticsKey = "analytics-tyk-system-analytics"
+const Key = "analytics-tyk-system-analytics"
 
-// AnalyticsConfig is tyk.conf's analytics_config.
-type AnalyticsConfig struct {
-	// IgnoredIPs are clients whose requests are not recorded.
-	IgnoredIPs []string `json:"ignored_ips"`
-	// RecordsBufferSize bounds the records waiting to be written; when it
-	// is full, further records are dropped and counted. Default 10,000.
-	RecordsBufferSize int `json:"records_buffer_size"`
-	// FlushInterval is how often, in seconds, buffered records are written
-	// to Redis in one batch. Default 1.
-	FlushInterval float64 `json:"flush_interval"`
-}
-
-// AnalyticsRecord is one request, as recorded.
-type AnalyticsRecord struct {
+// Record is one request, as recorded.
+type Record struct {
 	TimeStamp    time.Time `json:"timestamp"`
 	APIID        string    `json:"api_id"`
 	APIName      string    `json:"api_name"`
@@ -46,15 +41,15 @@ type AnalyticsRecord struct {
 	UserAgent string `json:"user_agent"`
 }
 
-// analyticsRecorder buffers records and writes them to Redis in batches
+// Recorder buffers records and writes them to Redis in batches
 // from one goroutine it owns. Recording never blocks a request: a full
 // buffer drops the record and counts it.
-type analyticsRecorder struct {
+type Recorder struct {
 	client   redis.UniversalClient
 	ignored  []string
 	interval time.Duration
 
-	queue   chan AnalyticsRecord
+	queue   chan Record
 	dropped atomic.Uint64
 	written atomic.Uint64
 	flushMu sync.Mutex // one flush at a time
@@ -62,7 +57,8 @@ type analyticsRecorder struct {
 	stop, done chan struct{}
 }
 
-func newAnalyticsRecorder(client redis.UniversalClient, c AnalyticsConfig) *analyticsRecorder {
+// New starts a recorder writing to client; Close stops it.
+func New(client redis.UniversalClient, c apidef.AnalyticsConfig) *Recorder {
 	size := c.RecordsBufferSize
 	if size <= 0 {
 		size = 10_000
@@ -71,9 +67,9 @@ func newAnalyticsRecorder(client redis.UniversalClient, c AnalyticsConfig) *anal
 	if interval <= 0 {
 		interval = time.Second
 	}
-	a := &analyticsRecorder{
+	a := &Recorder{
 		client: client, ignored: c.IgnoredIPs, interval: interval,
-		queue: make(chan AnalyticsRecord, size),
+		queue: make(chan Record, size),
 		stop:  make(chan struct{}), done: make(chan struct{}),
 	}
 	go a.run()
@@ -81,7 +77,7 @@ func newAnalyticsRecorder(client redis.UniversalClient, c AnalyticsConfig) *anal
 }
 
 // run writes what is buffered once an interval until Close.
-func (a *analyticsRecorder) run() {
+func (a *Recorder) run() {
 	defer close(a.done)
 	t := time.NewTicker(a.interval)
 	defer t.Stop()
@@ -95,9 +91,9 @@ func (a *analyticsRecorder) run() {
 	}
 }
 
-// record buffers one record, or drops and counts it when the buffer is
+// Record buffers one record, or drops and counts it when the buffer is
 // full.
-func (a *analyticsRecorder) record(rec AnalyticsRecord) {
+func (a *Recorder) Record(rec Record) {
 	if slices.Contains(a.ignored, rec.IPAddress) {
 		return
 	}
@@ -110,7 +106,7 @@ func (a *analyticsRecorder) record(rec AnalyticsRecord) {
 
 // flush writes every buffered record in one RPUSH: the synchronous step
 // of run, also used at Close.
-func (a *analyticsRecorder) flush(ctx context.Context) error {
+func (a *Recorder) flush(ctx context.Context) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	var batch []any
@@ -129,7 +125,7 @@ func (a *analyticsRecorder) flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := a.client.RPush(ctx, AnalyticsKey, batch...).Err(); err != nil {
+	if err := a.client.RPush(ctx, Key, batch...).Err(); err != nil {
 		a.dropped.Add(uint64(len(batch)))
 		return err
 	}
@@ -137,39 +133,13 @@ func (a *analyticsRecorder) flush(ctx context.Context) error {
 	return nil
 }
 
-// close stops the goroutine and writes what is left, within ctx.
-func (a *analyticsRecorder) close(ctx context.Context) error {
+// Close stops the goroutine and writes what is left, within ctx.
+func (a *Recorder) Close(ctx context.Context) error {
 	close(a.stop)
 	<-a.done
 	return a.flush(ctx)
 }
 
-// statusWriter remembers the status a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Flush passes streaming flushes through.
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
+// Dropped counts records dropped because the buffer was full or Redis
+// refused them.
+func (a *Recorder) Dropped() uint64 { return a.dropped.Load() }

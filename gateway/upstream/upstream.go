@@ -1,4 +1,11 @@
-package gateway
+// Package upstream forwards a request that passed its API's chain: one
+// shared transport, a reverse proxy per API version, and the mapping of
+// upstream failures to 502 and 504.
+//
+//	t := upstream.NewTransport(30*time.Second, nil)
+//	p := upstream.New(upstream.Settings{Target: target, ListenPath: "/api"}, "my-api", t, log)
+//	p.ServeHTTP(w, r)
+package upstream
 
 import (
 	"context"
@@ -12,13 +19,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tollgate/tollgate/gateway/chain"
 )
 
-// newTransport is the one upstream transport the gateway shares between its
+// NewTransport is the one upstream transport the gateway shares between its
 // APIs: connections to an upstream are reused across requests and reloads.
 // Waiting for an upstream's response headers (and for a connection) is
 // bounded by timeout; past it the request gets 504.
-func newTransport(timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+func NewTransport(timeout time.Duration, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	}
@@ -61,6 +70,16 @@ func (p *bufferPool) Put(b []byte) {
 	p.pool.Put(&b)
 }
 
+// Settings is what a proxy needs, computed once at load.
+type Settings struct {
+	Target        *url.URL
+	ListenPath    string // normalised
+	Strip         bool   // strip_listen_path
+	PreserveHost  bool   // preserve_host_header
+	SetHeaders    map[string]string
+	RemoveHeaders []string
+}
+
 // proxy forwards one API version's requests to its upstream.
 type proxy struct {
 	rp *httputil.ReverseProxy
@@ -68,49 +87,35 @@ type proxy struct {
 
 var _ http.Handler = (*proxy)(nil)
 
-// proxySettings is what a proxy needs, computed once at load.
-type proxySettings struct {
-	target        *url.URL
-	listenPath    string // normalised
-	strip         bool
-	preserveHost  bool
-	setHeaders    map[string]string // canonical names
-	removeHeaders []string          // canonical names
-}
-
-// headerSettings canonicalises a version's global_headers once, so the
-// request path does not.
-func headerSettings(v VersionInfo) (set map[string]string, remove []string) {
-	set = make(map[string]string, len(v.GlobalHeaders))
-	for k, val := range v.GlobalHeaders {
-		set[textproto.CanonicalMIMEHeaderKey(k)] = val
+// New builds the reverse proxy of one API version. Header names are
+// canonicalised here, once, so the request path does not.
+func New(s Settings, apiID string, transport http.RoundTripper, log *slog.Logger) http.Handler {
+	ps := s
+	ps.SetHeaders = make(map[string]string, len(s.SetHeaders))
+	for k, v := range s.SetHeaders {
+		ps.SetHeaders[textproto.CanonicalMIMEHeaderKey(k)] = v
 	}
-	remove = make([]string, len(v.GlobalHeadersRemove))
-	for i, k := range v.GlobalHeadersRemove {
-		remove[i] = textproto.CanonicalMIMEHeaderKey(k)
+	ps.RemoveHeaders = make([]string, len(s.RemoveHeaders))
+	for i, k := range s.RemoveHeaders {
+		ps.RemoveHeaders[i] = textproto.CanonicalMIMEHeaderKey(k)
 	}
-	return set, remove
-}
-
-// newProxy builds the reverse proxy of one API version.
-func newProxy(ps proxySettings, apiID string, transport http.RoundTripper, log *slog.Logger) *proxy {
 	apiLog := log.With("api_id", apiID)
 	return &proxy{rp: &httputil.ReverseProxy{
 		Transport:  transport,
 		BufferPool: &copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if ps.strip {
-				stripListenPath(pr.Out.URL, ps.listenPath)
+			if ps.Strip {
+				stripListenPath(pr.Out.URL, ps.ListenPath)
 			}
-			pr.SetURL(ps.target)
+			pr.SetURL(ps.Target)
 			pr.SetXForwarded()
-			if ps.preserveHost {
+			if ps.PreserveHost {
 				pr.Out.Host = pr.In.Host
 			}
-			for _, k := range ps.removeHeaders {
+			for _, k := range ps.RemoveHeaders {
 				pr.Out.Header.Del(k)
 			}
-			for k, v := range ps.setHeaders {
+			for k, v := range ps.SetHeaders {
 				pr.Out.Header[k] = []string{v}
 			}
 		},
@@ -151,10 +156,10 @@ func upstreamError(w http.ResponseWriter, r *http.Request, err error, log *slog.
 		log.Debug("client went away before the upstream answered", "path", r.URL.Path)
 	case isTimeout(err):
 		log.Warn("upstream timed out", "path", r.URL.Path, "error", err)
-		writeError(w, http.StatusGatewayTimeout, CauseUpstreamTimeout, msgUpstreamTimeout)
+		chain.WriteError(w, http.StatusGatewayTimeout, chain.CauseUpstreamTimeout, chain.MsgUpstreamTimeout)
 	default:
 		log.Warn("upstream unreachable", "path", r.URL.Path, "error", err)
-		writeError(w, http.StatusBadGateway, CauseUpstreamUnreachable, msgUpstreamUnreachable)
+		chain.WriteError(w, http.StatusBadGateway, chain.CauseUpstreamUnreachable, chain.MsgUpstreamUnreachable)
 	}
 }
 

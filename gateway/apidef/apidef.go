@@ -1,4 +1,12 @@
-package gateway
+// Package apidef holds tollgate's configuration types: tyk.conf (Config) and
+// API definitions (APIDefinition), with Tyk's JSON names, their strict
+// decoding (line and field in every error, duplicate keys refused), load
+// warnings for settings tollgate does not act on, and load errors that name
+// the file.
+//
+//	cfg, warnings, err := apidef.LoadConfig("tyk.conf")
+//	defs, warnings, err := apidef.LoadAPIDefinitions(cfg.AppDir())
+package apidef
 
 import (
 	"encoding/json"
@@ -215,7 +223,7 @@ type EndpointMethodMeta struct {
 // fields tollgate does not implement.
 func ParseAPIDefinition(data []byte) (*APIDefinition, Warnings, error) {
 	var def APIDefinition
-	rep, err := decodeStrict(data, &def)
+	rep, err := DecodeStrict(data, &def)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,6 +241,12 @@ func ParseAPIDefinition(data []byte) (*APIDefinition, Warnings, error) {
 // RawJSON is the definition as it was read.
 func (d *APIDefinition) RawJSON() []byte { return d.raw }
 
+// File is the file the definition was read from; "" when built in code.
+func (d *APIDefinition) File() string { return d.file }
+
+// ListenPath is proxy.listen_path without its trailing slash: the route.
+func (d *APIDefinition) ListenPath() string { return NormalizeListenPath(d.Proxy.ListenPath) }
+
 func (d *APIDefinition) validate() error {
 	if strings.TrimSpace(d.APIID) == "" {
 		return errors.New("api_id: missing; every API needs a unique api_id")
@@ -245,7 +259,7 @@ func (d *APIDefinition) validate() error {
 		return fmt.Errorf("proxy.listen_path: %q must start with \"/\"", lp)
 	}
 	if d.Proxy.TargetURL != "" {
-		if _, err := parseTarget(d.Proxy.TargetURL); err != nil {
+		if _, err := ParseTarget(d.Proxy.TargetURL); err != nil {
 			return fmt.Errorf("proxy.target_url: %w", err)
 		}
 	}
@@ -278,8 +292,8 @@ func (d *APIDefinition) validate() error {
 	return nil
 }
 
-// parseTarget checks that an upstream URL is absolute http(s).
-func parseTarget(raw string) (*url.URL, error) {
+// ParseTarget checks that an upstream URL is absolute http(s).
+func ParseTarget(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a URL: %w", raw, err)
@@ -340,7 +354,7 @@ func LoadAPIDefinitions(dir string) ([]*APIDefinition, Warnings, error) {
 			errs = append(errs, fmt.Errorf("loading API definition %s: api_id: %q is already used by %s", f, def.APIID, other))
 			continue
 		}
-		lp := normalizeListenPath(def.Proxy.ListenPath)
+		lp := NormalizeListenPath(def.Proxy.ListenPath)
 		if other, dup := byPath[lp]; dup {
 			errs = append(errs, fmt.Errorf("loading API definition %s: proxy.listen_path: %q is already served by %s", f, def.Proxy.ListenPath, other))
 			continue
@@ -365,9 +379,9 @@ func (e *DefinitionErrors) Error() string { return errors.Join(e.Errs...).Error(
 // Unwrap lets errors.Is and errors.As look at each file's error.
 func (e *DefinitionErrors) Unwrap() []error { return e.Errs }
 
-// normalizeListenPath drops a trailing slash so "/a" and "/a/" are the
+// NormalizeListenPath drops a trailing slash so "/a" and "/a/" are the
 // same route.
-func normalizeListenPath(p string) string {
+func NormalizeListenPath(p string) string {
 	if len(p) > 1 {
 		p = strings.TrimRight(p, "/")
 		if p == "" {

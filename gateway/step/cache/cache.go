@@ -1,4 +1,13 @@
-package gateway
+// Package cache is the chain's response cache. It keeps an upstream's
+// answer in Redis, per API, per caller and per request, so a repeated safe
+// request is answered without reaching the upstream. It is the last step of the chain: auth, rate
+// limit, quota and JS post middleware run on a hit as on a miss.
+//
+// A cached entry is only ever read back for the caller that stored it:
+// the entry key hashes the caller's key (or, on a keyless API, its IP)
+// together with the key's last_updated, so a key deleted and created
+// again, or reset through the control API, starts with no entries.
+package cache
 
 import (
 	"bytes"
@@ -8,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"regexp"
@@ -18,17 +28,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// The response cache keeps an upstream's answer in Redis, per API, per
-// caller and per request, so a repeated safe request is answered without
-// reaching the upstream. It is the last step of the chain: auth, rate
-// limit, quota and JS post middleware run on a hit as on a miss.
-//
-// A cached entry is only ever read back for the caller that stored it:
-// the entry key hashes the caller's key (or, on a keyless API, its IP)
-// together with the key's last_updated, so a key deleted and created
-// again, or reset through the control API, starts with no entries.
+	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/chain"
+)
 
 // cachePrefix starts every cache entry key; "<api_id>-" follows.
 const cachePrefix = "cache-"
@@ -52,33 +55,36 @@ const defaultCacheTimeout = 60 * time.Second
 // through and not cached.
 const maxCachedBody = 1 << 20
 
-// CacheOptions is the definition's cache_options. JSON names are Tyk's.
-type CacheOptions struct {
-	// EnableCache turns the response cache on.
-	EnableCache bool `json:"enable_cache"`
-	// CacheTimeout is how long an entry lives, in seconds. Default 60.
-	CacheTimeout int64 `json:"cache_timeout"`
-	// CacheAllSafeRequests caches every GET, HEAD and OPTIONS request;
-	// otherwise only the paths in a version's extended_paths.cache.
-	CacheAllSafeRequests bool `json:"cache_all_safe_requests"`
-	// CacheResponseCodes are the upstream statuses that are cached.
-	// Default: 200 only.
-	CacheResponseCodes []int `json:"cache_response_codes"`
-	// CacheByHeaders are request headers whose values are part of the
-	// entry key: requests differing in them get separate entries.
-	CacheByHeaders []string `json:"cache_by_headers"`
-	// EnableUpstreamCacheControl lets the upstream decide: a response is
-	// cached only if it carries x-tyk-cache-action-set, for the seconds in
-	// x-tyk-cache-action-set-ttl when present.
-	EnableUpstreamCacheControl bool `json:"enable_upstream_cache_control"`
-	// CacheControlTTLHeader names the upstream header with the TTL instead
-	// of x-tyk-cache-action-set-ttl.
-	CacheControlTTLHeader string `json:"cache_control_ttl_header"`
+// Store is where entries live: Redis, shared by every gateway.
+type Store interface {
+	// Get returns an entry's bytes; found is false for none.
+	Get(ctx context.Context, key string) (data []byte, found bool, err error)
+	Set(ctx context.Context, key string, data []byte, ttl time.Duration) error
+}
+
+// RedisStore keeps entries in Redis.
+type RedisStore struct {
+	Client redis.UniversalClient
+}
+
+var _ Store = RedisStore{}
+
+func (s RedisStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	data, err := s.Client.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	return data, err == nil, err
+}
+
+func (s RedisStore) Set(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	return s.Client.Set(ctx, key, data, ttl).Err()
 }
 
 // responseCache is the cache step of one API.
 type responseCache struct {
-	gw      *Gateway
+	store   Store
+	log     *slog.Logger
 	apiID   string
 	prefix  string // "cache-<api_id>-"
 	ttl     time.Duration
@@ -91,16 +97,16 @@ type responseCache struct {
 	ttlHeader string   // canonical
 }
 
-var _ step = (*responseCache)(nil)
+var _ chain.Step = (*responseCache)(nil)
 
-// cacheSteps builds the response cache of an API from its cache_options
-// and its versions' extended_paths.cache.
-func (g *Gateway) cacheSteps(def *APIDefinition) ([]step, []string, error) {
+// New builds the response cache of an API from its cache_options and its
+// versions' extended_paths.cache; nil when enable_cache is off.
+func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, []string, error) {
 	opts := &def.CacheOptions
 	if !opts.EnableCache {
 		return nil, nil, nil
 	}
-	rc, warnings, err := newResponseCache(g, def.APIID, opts)
+	rc, warnings, err := newResponseCache(store, log, def.APIID, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,10 +119,9 @@ func (g *Gateway) cacheSteps(def *APIDefinition) ([]step, []string, error) {
 			continue
 		}
 		for i, p := range v.ExtendedPaths.Cache {
-			re, err := regexp.Compile(paramPattern.ReplaceAllString(p, "(.*)"))
-			if err != nil {
-				warnings = append(warnings, fmt.Sprintf("%s[%d]: %q is not a valid regular expression (%v); it is matched as literal text", field, i, p, err))
-				re = regexp.MustCompile(regexp.QuoteMeta(p))
+			re, w := apidef.CompilePath(fmt.Sprintf("%s[%d]", field, i), p)
+			if w != "" {
+				warnings = append(warnings, w)
 			}
 			rc.paths[name] = append(rc.paths[name], re)
 		}
@@ -124,16 +129,16 @@ func (g *Gateway) cacheSteps(def *APIDefinition) ([]step, []string, error) {
 	if !rc.allSafe && len(rc.paths) == 0 {
 		warnings = append(warnings, "cache_options.enable_cache: neither cache_all_safe_requests nor any extended_paths.cache entry is set, so nothing is cached")
 	}
-	return []step{rc}, warnings, nil
+	return rc, warnings, nil
 }
 
 // newResponseCache validates cache_options.
-func newResponseCache(g *Gateway, apiID string, o *CacheOptions) (*responseCache, []string, error) {
+func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.CacheOptions) (*responseCache, []string, error) {
 	if o.CacheTimeout < 0 {
 		return nil, nil, fmt.Errorf("cache_options.cache_timeout: %d is negative", o.CacheTimeout)
 	}
 	rc := &responseCache{
-		gw: g, apiID: apiID, prefix: cachePrefix + apiID + "-",
+		store: store, log: log, apiID: apiID, prefix: cachePrefix + apiID + "-",
 		ttl: defaultCacheTimeout, allSafe: o.CacheAllSafeRequests,
 		paths: map[string][]*regexp.Regexp{}, codes: map[int]bool{},
 		upstream: o.EnableUpstreamCacheControl, ttlHeader: upstreamCacheTTLHeader,
@@ -168,18 +173,18 @@ func isSafeMethod(m string) bool {
 
 // cacheable tells whether the request's response may come from, and go
 // to, the cache.
-func (rc *responseCache) cacheable(c *call) bool {
-	if !isSafeMethod(c.r.Method) {
+func (rc *responseCache) cacheable(c *chain.Call) bool {
+	if !isSafeMethod(c.R.Method) {
 		return false
 	}
 	if rc.allSafe {
 		return true
 	}
-	if c.version == nil {
+	if c.Version == "" {
 		return false
 	}
-	for _, re := range rc.paths[c.version.name] {
-		if re.MatchString(c.path) {
+	for _, re := range rc.paths[c.Version] {
+		if re.MatchString(c.Path) {
 			return true
 		}
 	}
@@ -189,7 +194,7 @@ func (rc *responseCache) cacheable(c *call) bool {
 // entryKey names the request's entry: the API, the caller (key hash and
 // its last_updated, or the client IP on keyless APIs), the method, the full
 // URL and the cache_by_headers values, hashed.
-func (rc *responseCache) entryKey(c *call) string {
+func (rc *responseCache) entryKey(c *chain.Call) string {
 	h := sha256.New()
 	field := func(s string) {
 		// Length-prefixed, so no two field lists hash alike.
@@ -199,60 +204,58 @@ func (rc *responseCache) entryKey(c *call) string {
 		h.Write([]byte(s))
 	}
 	field(rc.apiID)
-	if c.key != "" {
+	if c.Key != "" {
 		field("key")
-		field(c.keyHash())
-		if c.session != nil {
-			field(c.session.LastUpdated)
+		field(c.KeyHash())
+		if c.Session != nil {
+			field(c.Session.LastUpdated)
 		} else {
 			field("")
 		}
 	} else {
 		field("ip")
-		field(clientIP(c.r))
+		field(chain.ClientIP(c.R))
 	}
-	field(c.r.Method)
-	field(c.r.Host)
-	field(c.r.URL.RequestURI())
+	field(c.R.Method)
+	field(c.R.Host)
+	field(c.R.URL.RequestURI())
 	for _, name := range rc.byHeaders {
 		field(name)
-		field(strings.Join(c.r.Header.Values(name), "\x00"))
+		field(strings.Join(c.R.Header.Values(name), "\x00"))
 	}
 	var sum [sha256.Size]byte
 	return rc.prefix + hex.EncodeToString(h.Sum(sum[:0]))
 }
 
-func (rc *responseCache) serve(c *call) bool {
+func (rc *responseCache) Serve(c *chain.Call) bool {
 	if !rc.cacheable(c) {
 		return true
 	}
 	key := rc.entryKey(c)
-	ctx := c.r.Context()
-	data, err := rc.gw.store.Client.Get(ctx, key).Bytes()
-	switch {
-	case err == nil:
-		if e, ok := decodeCacheEntry(data); ok && c.now.Unix() < e.Expires {
-			e.replay(c.w)
-			return false
-		}
-	case errors.Is(err, redis.Nil):
-	default:
-		rc.gw.log.Warn("response cache not used: store unavailable", "api_id", rc.apiID, "error", err)
+	data, found, err := rc.store.Get(c.R.Context(), key)
+	if err != nil {
+		rc.log.Warn("response cache not used: store unavailable", "api_id", rc.apiID, "error", err)
 		return true
 	}
-	rec := &cacheRecorder{ResponseWriter: c.w, before: c.w.Header().Clone()}
-	c.w = rec
-	c.afterProxy = append(c.afterProxy, func() { rc.store(c, key, rec) })
+	if found {
+		if e, ok := decodeCacheEntry(data); ok && c.Now.Unix() < e.Expires {
+			e.replay(c.W)
+			return false
+		}
+	}
+	rec := &cacheRecorder{Writer: chain.Writer{ResponseWriter: c.W}, before: c.W.Header().Clone()}
+	c.W = rec
+	c.AfterProxy(func() { rc.keep(c, key, rec) })
 	return true
 }
 
-// store keeps the response rec saw, if it may be cached.
-func (rc *responseCache) store(c *call, key string, rec *cacheRecorder) {
+// keep stores the response rec saw, if it may be cached.
+func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 	if rec.overflow || !rec.wroteHeader || !rc.codes[rec.status] {
 		return
 	}
 	h := rec.Header()
-	if h.Get(CauseHeader) != "" {
+	if chain.IsGatewayError(h) {
 		return // the gateway's own error, not the upstream's answer
 	}
 	ttl := rc.ttl
@@ -268,7 +271,7 @@ func (rc *responseCache) store(c *call, key string, rec *cacheRecorder) {
 		Status:  rec.status,
 		Header:  http.Header{},
 		Body:    rec.body.Bytes(),
-		Expires: c.now.Add(ttl).Unix(),
+		Expires: c.Now.Add(ttl).Unix(),
 	}
 	for name, values := range h {
 		if hopByHop(name, h) || name == cachedResponseHeader {
@@ -282,8 +285,8 @@ func (rc *responseCache) store(c *call, key string, rec *cacheRecorder) {
 		e.Header[name] = values
 	}
 	data := e.encode()
-	if err := rc.gw.store.Client.Set(c.r.Context(), key, data, ttl).Err(); err != nil {
-		rc.gw.log.Warn("response not cached: store unavailable", "api_id", rc.apiID, "error", err)
+	if err := rc.store.Set(c.R.Context(), key, data, ttl); err != nil {
+		rc.log.Warn("response not cached: store unavailable", "api_id", rc.apiID, "error", err)
 	}
 }
 
@@ -442,7 +445,7 @@ func (e cacheEntry) replay(w http.ResponseWriter) {
 // cacheRecorder passes a response through to the client and keeps a copy
 // of its status and body, up to maxCachedBody.
 type cacheRecorder struct {
-	http.ResponseWriter
+	chain.Writer
 	before      http.Header // the headers set before the proxy ran
 	status      int
 	wroteHeader bool
@@ -472,26 +475,18 @@ func (r *cacheRecorder) Write(p []byte) (int, error) {
 	return r.ResponseWriter.Write(p)
 }
 
-// Flush lets streamed responses through as they come.
-func (r *cacheRecorder) Flush() {
-	_ = http.NewResponseController(r.ResponseWriter).Flush()
-}
-
-// Unwrap is for http.ResponseController.
-func (r *cacheRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// purgeCache deletes every cache entry of apiID on every node and returns
-// how many it deleted.
-func (g *Gateway) purgeCache(ctx context.Context, apiID string) (int, error) {
+// Purge deletes every cache entry of apiID on every node of client and
+// returns how many it deleted.
+func Purge(ctx context.Context, client redis.UniversalClient, apiID string) (int, error) {
 	pattern := globEscape(cachePrefix+apiID+"-") + "*"
 	var n atomic.Int64
 	var err error
-	if cc, ok := g.store.Client.(*redis.ClusterClient); ok {
+	if cc, ok := client.(*redis.ClusterClient); ok {
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 			return scanDelete(ctx, node, pattern, &n)
 		})
 	} else {
-		err = scanDelete(ctx, g.store.Client, pattern, &n)
+		err = scanDelete(ctx, client, pattern, &n)
 	}
 	if err != nil {
 		return int(n.Load()), fmt.Errorf("purging the cache of api %q: %w", apiID, err)
@@ -539,25 +534,4 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// controlPurgeCache answers DELETE /tyk/cache/{api_id}: every cached
-// response of the API is deleted, on every node.
-func (g *Gateway) controlPurgeCache(w http.ResponseWriter, r *http.Request, apiID string) {
-	if r.Method != http.MethodDelete {
-		controlError(w, http.StatusMethodNotAllowed, CauseControlMethod, "Method not supported: use DELETE")
-		return
-	}
-	if apiID == "" || strings.Contains(apiID, "/") {
-		controlError(w, http.StatusNotFound, CauseControlNotFound, "No control API endpoint at this path")
-		return
-	}
-	n, err := g.purgeCache(r.Context(), apiID)
-	if err != nil {
-		g.log.Warn("control API: cache not purged, store unavailable", "api_id", apiID, "deleted", n, "error", err)
-		controlError(w, http.StatusServiceUnavailable, CauseStorageUnavailable, msgStorageUnavailable)
-		return
-	}
-	g.log.Info("cache purged", "api_id", apiID, "deleted", n)
-	writeJSON(w, http.StatusOK, controlReply{Status: "ok", Action: "deleted"})
 }

@@ -1,0 +1,113 @@
+package chain
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// This file is the one place where the gateway's own errors are written:
+// every cause, every message, and the two shapes a client sees.
+
+// CauseHeader carries a machine-readable reason on every response the
+// gateway itself produces as an error, so clients, logs and specs can tell
+// a gateway 502 from an upstream's 502.
+const CauseHeader = "X-Tollgate-Error"
+
+// Cause is the value of CauseHeader.
+type Cause string
+
+// The causes of the request chain and the router.
+const (
+	CauseUnknownPath         Cause = "unknown_path"
+	CauseUpstreamUnreachable Cause = "upstream_unreachable"
+	CauseUpstreamTimeout     Cause = "upstream_timeout"
+	CauseStorageUnavailable  Cause = "storage_unavailable"
+	CauseVersionMissing      Cause = "version_missing"
+	CauseVersionUnknown      Cause = "version_unknown"
+	CauseVersionExpired      Cause = "version_expired"
+	CauseEndpointForbidden   Cause = "endpoint_forbidden"
+	CauseKeyMissing          Cause = "key_missing"
+	CauseKeyNotAuthorised    Cause = "key_not_authorised"
+	CauseKeyInactive         Cause = "key_inactive"
+	CauseKeyExpired          Cause = "key_expired"
+	CauseRateLimited         Cause = "rate_limited"
+	CauseQuotaExceeded       Cause = "quota_exceeded"
+	CauseJSTimeout           Cause = "js_timeout"
+	CauseJSError             Cause = "js_error"
+	CauseJSOverride          Cause = "js_override"
+	CauseBodyTooBig          Cause = "body_too_large"
+	CauseBodyUnreadable      Cause = "body_unreadable"
+)
+
+// The causes of the control API (/tyk/) and the debug endpoints.
+const (
+	CauseControlDisabled     Cause = "control_api_disabled"
+	CauseControlUnauthorised Cause = "control_api_unauthorised"
+	CauseControlBadRequest   Cause = "control_api_bad_request"
+	CauseControlNotFound     Cause = "control_api_not_found"
+	CauseControlMethod       Cause = "control_api_method_not_allowed"
+)
+
+// Messages the gateway answers with. Where Tyk has a message for the case,
+// it is Tyk's, so clients written against Tyk keep working.
+const (
+	MsgUnknownPath         = "No API is served at this path"
+	MsgUpstreamUnreachable = "There was a problem proxying the request"
+	MsgUpstreamTimeout     = "Upstream service reached hard timeout."
+	MsgStorageUnavailable  = "The key store is unavailable, please retry"
+	MsgVersionMissing      = "Version information not found"
+	MsgVersionUnknown      = "This API version does not seem to exist"
+	MsgVersionExpired      = "Api Version has expired, please check documentation or contact administrator"
+	MsgEndpointForbidden   = "Requested endpoint is forbidden"
+	MsgKeyMissing          = "Authorization field missing"
+	MsgKeyNotAuthorised    = "Access to this API has been disallowed"
+	MsgKeyInactive         = "Key is inactive, please renew"
+	MsgKeyExpired          = "Key has expired, please renew"
+	MsgRateLimited         = "Rate Limit Exceeded"
+	MsgQuotaExceeded       = "Quota exceeded"
+	MsgJSTimeout           = "JS middleware timed out"
+	MsgJSError             = "There was a problem running the JS middleware"
+	MsgBodyTooBig          = "Request body too large for JS middleware"
+	MsgBodyUnreadable      = "Reading the request body failed"
+	MsgControlForbidden    = "Attempted administrative access with invalid or missing key!"
+	MsgControlNotFound     = "No control API endpoint at this path"
+)
+
+// errorBody is Tyk's error shape: {"error": "<message>"}.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// WriteError writes a Tyk-shaped JSON error of the request chain with its
+// cause header.
+func WriteError(w http.ResponseWriter, status int, cause Cause, msg string) {
+	w.Header().Set(CauseHeader, string(cause))
+	WriteJSON(w, status, errorBody{Error: msg})
+}
+
+// ControlReply is the control API's reply shape, Tyk's.
+type ControlReply struct {
+	Key     string `json:"key,omitempty"`
+	KeyHash string `json:"key_hash,omitempty"`
+	Status  string `json:"status"`
+	Action  string `json:"action,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// WriteControlError writes a control API error: Tyk's
+// {"status": "error", "message": "..."} with the cause header.
+func WriteControlError(w http.ResponseWriter, status int, cause Cause, msg string) {
+	w.Header().Set(CauseHeader, string(cause))
+	WriteJSON(w, status, ControlReply{Status: "error", Message: msg})
+}
+
+// IsGatewayError tells whether a response carries a cause, that is whether
+// the gateway wrote it rather than the upstream.
+func IsGatewayError(h http.Header) bool { return h.Get(CauseHeader) != "" }
+
+// WriteJSON writes v as a JSON response.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

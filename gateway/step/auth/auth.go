@@ -1,0 +1,160 @@
+// Package auth is the chain's auth-token step: it reads the request's key
+// (header, query parameter or cookie, as the definition's auth section
+// says), loads its session and refuses keys that are missing, unknown,
+// inactive, expired or without access to this API version. Expired and
+// inactive keys fire a KeyExpired event.
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+
+	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/event"
+	"github.com/tollgate/tollgate/gateway/session"
+)
+
+// Sessions finds a key's session. Lookup returns the key's id (as stored
+// in Redis) and the caller's own copy of its session; session.ErrNotFound
+// for an unknown key, any other error when the store cannot answer.
+type Sessions interface {
+	Lookup(ctx context.Context, key string) (id string, st *session.State, err error)
+}
+
+// Events is where KeyExpired is published; a full queue drops the event
+// rather than hold the request.
+type Events interface {
+	Publish(e event.Event) bool
+}
+
+// Options is what the step needs besides the definition.
+type Options struct {
+	Sessions Sessions
+	Events   Events
+	// AllowMasterKeys lets a key without access_rights call every API.
+	AllowMasterKeys bool
+	Log             *slog.Logger
+}
+
+// step is the auth-token step of one API.
+type step struct {
+	Options
+	headerName string
+	paramName  string // "" when use_param is off
+	cookieName string // "" when use_cookie is off
+}
+
+var _ chain.Step = (*step)(nil)
+
+// New builds the auth-token step from the definition's auth section.
+func New(a apidef.AuthConfig, o Options) chain.Step {
+	t := &step{Options: o, headerName: a.AuthHeaderName}
+	if t.headerName == "" {
+		t.headerName = "Authorization"
+	}
+	if a.UseParam {
+		t.paramName = a.ParamName
+		if t.paramName == "" {
+			t.paramName = t.headerName
+		}
+	}
+	if a.UseCookie {
+		t.cookieName = a.CookieName
+		if t.cookieName == "" {
+			t.cookieName = t.headerName
+		}
+	}
+	return t
+}
+
+// key finds the key: the header, overridden by the query parameter, then
+// by the cookie, when those are on and present (Tyk's precedence).
+func (t *step) key(r *http.Request) string {
+	key := stripBearer(r.Header.Get(t.headerName))
+	if t.paramName != "" {
+		if v := r.URL.Query().Get(t.paramName); v != "" {
+			key = v
+		}
+	}
+	if t.cookieName != "" {
+		if c, err := r.Cookie(t.cookieName); err == nil && c.Value != "" {
+			key = c.Value
+		}
+	}
+	return key
+}
+
+func stripBearer(v string) string {
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return strings.TrimSpace(v)
+}
+
+func (t *step) Serve(c *chain.Call) bool {
+	key := t.key(c.R)
+	if key == "" {
+		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
+		return false
+	}
+	id, st, err := t.Sessions.Lookup(c.R.Context(), key)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
+		return false
+	case err != nil:
+		t.Log.Warn("session not loaded", "api_id", c.API.APIID, "key_hash", session.Hash(key), "error", err)
+		chain.WriteError(c.W, http.StatusServiceUnavailable, chain.CauseStorageUnavailable, chain.MsgStorageUnavailable)
+		return false
+	}
+	c.Key, c.KeyID, c.Session = key, id, st
+	if st.IsInactive {
+		t.fireKeyExpired(c, "Attempted access from inactive key.")
+		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyInactive, chain.MsgKeyInactive)
+		return false
+	}
+	if st.Expired(c.Now) {
+		t.fireKeyExpired(c, "Attempted access from expired key.")
+		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
+		return false
+	}
+	if !t.allows(st, c.API.APIID, c.Version) {
+		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
+		return false
+	}
+	return true
+}
+
+// allows applies access_rights; a key without any may call every API only
+// when allow_master_keys is on.
+func (t *step) allows(st *session.State, apiID, version string) bool {
+	if len(st.AccessRights) == 0 {
+		return t.AllowMasterKeys
+	}
+	return st.Allows(apiID, version)
+}
+
+// fireKeyExpired publishes a KeyExpired event; a full event queue drops it
+// rather than hold the request.
+func (t *step) fireKeyExpired(c *chain.Call, msg string) {
+	dump, _ := httputil.DumpRequest(c.R, false)
+	t.Events.Publish(event.Event{
+		Type:      event.KeyExpired,
+		APIID:     c.API.APIID,
+		TimeStamp: c.Now,
+		Meta: event.KeyFailureMeta{
+			Message:            msg,
+			Path:               c.R.URL.Path,
+			Origin:             chain.ClientIP(c.R),
+			Key:                c.Key,
+			OriginatingRequest: base64.StdEncoding.EncodeToString(bytes.TrimSpace(dump)),
+		},
+	})
+}

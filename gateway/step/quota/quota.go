@@ -1,0 +1,50 @@
+// Package quota is the chain's quota step: it counts the session's
+// requests per quota_renewal_rate seconds (quota-<key> in Redis) and
+// refuses those past quota_max with 403. Like the rate limit, it lets
+// requests through when the store cannot be reached.
+package quota
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/limit"
+)
+
+// Counter counts one request of the key id against quotaMax per renewal
+// period; limit.Quota is one.
+type Counter interface {
+	Consume(ctx context.Context, id string, quotaMax int64, renewal time.Duration) (limit.QuotaDecision, error)
+}
+
+type step struct {
+	counter Counter
+	log     *slog.Logger
+}
+
+var _ chain.Step = (*step)(nil)
+
+// New builds the quota step over counter.
+func New(counter Counter, log *slog.Logger) chain.Step {
+	return &step{counter: counter, log: log}
+}
+
+func (s *step) Serve(c *chain.Call) bool {
+	if c.Session.QuotaMax <= 0 {
+		return true
+	}
+	renewal := time.Duration(c.Session.QuotaRenewalRate) * time.Second
+	d, err := s.counter.Consume(c.R.Context(), c.KeyID, c.Session.QuotaMax, renewal)
+	if err != nil {
+		s.log.Warn("quota not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
+		return true
+	}
+	if !d.Allowed {
+		chain.WriteError(c.W, http.StatusForbidden, chain.CauseQuotaExceeded, chain.MsgQuotaExceeded)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,56 @@
+// Package ratelimit is the chain's rate-limit step: the session's rate and
+// per, in a window per key shared by every gateway on the same store. A
+// request over the limit gets 429. If the store cannot be reached the
+// request is let through and the failure logged: a limiter outage must not
+// become an API outage.
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/limit"
+)
+
+// Limiter decides whether one more request of the key id fits rate
+// requests per per; limit.Window is one.
+type Limiter interface {
+	Allow(ctx context.Context, id string, rate float64, per time.Duration) (limit.Decision, error)
+}
+
+type step struct {
+	limiter Limiter
+	log     *slog.Logger
+}
+
+var _ chain.Step = (*step)(nil)
+
+// New builds the rate-limit step over limiter.
+func New(limiter Limiter, log *slog.Logger) chain.Step {
+	return &step{limiter: limiter, log: log}
+}
+
+func (s *step) Serve(c *chain.Call) bool {
+	if c.Session.Rate <= 0 || c.Session.Per <= 0 {
+		return true
+	}
+	per := time.Duration(c.Session.Per * float64(time.Second))
+	d, err := s.limiter.Allow(c.R.Context(), c.KeyID, c.Session.Rate, per)
+	if err != nil {
+		s.log.Warn("rate limit not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
+		return true
+	}
+	h := c.W.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10))
+	if !d.Allowed {
+		chain.WriteError(c.W, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
+		return false
+	}
+	return true
+}
