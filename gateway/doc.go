@@ -13,6 +13,9 @@
 //	_ = gw.Shutdown(ctx)  // close Redis (and the embedded cluster)
 //
 // Requests are routed by listen_path, longest first; /hello reports health
-// including Redis. Errors the gateway produces itself are Tyk-shaped JSON
-// ({"error": "..."}) with a machine-readable X-Tollgate-Error header.
+// including Redis; /tyk/ is the control API (control.go). Every API's
+// requests go through the chain fixed in order.go, whose steps are the
+// packages under step/, written against the contract in chain/. Errors the
+// gateway produces itself are Tyk-shaped JSON ({"error": "..."}) with a
+// machine-readable X-Tollgate-Error header (chain/errors.go).
 package gateway
