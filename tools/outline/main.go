@@ -1,6 +1,8 @@
 // Command outline prints the spec tree as a Markdown document: each
 // Describe a heading, each When a sub-heading, each It a bullet, in source
-// order. It reads the JSON report of a dry run:
+// order. Each node shows the labels it declares; one that cannot run on a
+// real Redis Cluster says why (specs.SimulatedOnly). It reads the JSON
+// report of a dry run:
 //
 //	go tool ginkgo --dry-run --json-report=report.json ./specs ./cluster
 //	go run ./tools/outline report.json
@@ -94,17 +96,45 @@ func run(path string, w io.Writer) error {
 				common++
 			}
 			for depth := common; depth < len(texts); depth++ {
-				out.heading(depth+2, texts[depth])
+				labels, reason := decorations(s.ContainerHierarchyLabels[depth])
+				out.heading(depth+2, texts[depth]+labels)
+				if reason != "" {
+					out.line(reason)
+					out.line("")
+				}
 			}
-			labels := ""
-			if ls := s.Labels(); len(ls) > 0 {
-				labels = " `" + strings.Join(ls, "` `") + "`"
+			labels, reason := decorations(s.LeafNodeLabels)
+			if reason != "" {
+				reason = " " + reason
 			}
-			out.line("- " + s.LeafNodeText + labels)
+			out.line("- " + s.LeafNodeText + labels + reason)
 			prev = texts
 		}
 	}
 	return out.err
+}
+
+// simulatedOnly is the label of specs.SimulatedOnly; its reason comes in a
+// second label, "simulated-only: <reason>".
+const simulatedOnly = "simulated-only"
+
+// decorations renders one node's own labels: each as `label` after the
+// node's text, and a simulated-only reason as "(simulated only: <reason>)"
+// in place of the simulated-only labels. Labels are shown on the node that
+// declared them, so a container's are not repeated on each of its specs.
+func decorations(labels []string) (shown, reason string) {
+	for _, l := range labels {
+		if key, r, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(key) == simulatedOnly {
+			reason = "(simulated only: " + strings.TrimSpace(r) + ")"
+		}
+	}
+	for _, l := range labels {
+		if reason != "" && (l == simulatedOnly || strings.HasPrefix(l, simulatedOnly+":")) {
+			continue
+		}
+		shown += " `" + l + "`"
+	}
+	return shown, reason
 }
 
 // lineWriter writes Markdown with exactly one blank line around headings.
