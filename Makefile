@@ -34,7 +34,8 @@ cluster-down: ### stop the real Redis Cluster and remove its data
 	@tools/redis-cluster/cluster.sh down
 
 outline: ### print the spec tree as a Markdown document: a description of the gateway's behaviour
-	@dir=$$(mktemp -d); \
+	@echo "outline: compiling the suites for a dry run (about a minute when the build cache is cold)..." >&2; \
+	dir=$$(mktemp -d); \
 	$(GINKGO) --dry-run --output-dir=$$dir --json-report=report.json --silence-skips ./specs ./cluster ./gateway/... >/dev/null && go run ./tools/outline $$dir/report.json
 
 lint: ### check formatting (gofmt) and vet the code (go vet)

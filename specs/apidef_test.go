@@ -10,7 +10,7 @@ import (
 	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("Loading API definitions from app_path", func() {
+var _ = Describe("Loading API definitions from app_path", Label("apidef"), func() {
 	var env *specs.Env
 
 	BeforeEach(func() {

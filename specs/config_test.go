@@ -24,7 +24,7 @@ func writeConf(content string) string {
 	return path
 }
 
-var _ = Describe("Loading tyk.conf", func() {
+var _ = Describe("Loading tyk.conf", Label("config"), func() {
 	When("the file is the seed's tyk.conf, whose storage.hosts names each host twice", func() {
 		var err error
 		BeforeEach(func() {

@@ -11,7 +11,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/event"
 )
 
-var _ = Describe("The event bus", func() {
+var _ = Describe("The event bus", Label("events"), func() {
 	var bus *event.Bus
 
 	When("a subscriber is listening", func() {

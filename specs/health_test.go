@@ -9,7 +9,7 @@ import (
 	"github.com/tollgate/tollgate/specs"
 )
 
-var _ = Describe("The health endpoint /hello", func() {
+var _ = Describe("The health endpoint /hello", Label("health"), func() {
 	var env *specs.Env
 
 	BeforeEach(func() {

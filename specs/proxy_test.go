@@ -24,7 +24,7 @@ func expectGatewayError(resp specs.Response, status int, cause chain.Cause, mess
 	Expect(resp.JSON()).To(Equal(map[string]any{"error": message}))
 }
 
-var _ = Describe("Keyless proxying", func() {
+var _ = Describe("Keyless proxying", Label("proxy"), func() {
 	var env *specs.Env
 
 	When("an API is keyless", func() {

@@ -141,7 +141,7 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 	})
 })
 
-var _ = Describe("Quotas", Label("ratelimit"), func() {
+var _ = Describe("Quotas", Label("quota", "ratelimit"), func() {
 	var (
 		env *specs.Env
 		key string

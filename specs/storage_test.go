@@ -17,7 +17,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/storage"
 )
 
-var _ = Describe("Storage", func() {
+var _ = Describe("Storage", Label("storage"), func() {
 	When("tyk.conf names no Redis host", func() {
 		var (
 			gw   *gateway.Gateway

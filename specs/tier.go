@@ -40,13 +40,35 @@ func RealCluster() []string {
 }
 
 // SimulatedOnly labels a spec that cannot run on a real Redis Cluster, for
-// the reason given (the reason is for the reader of the spec): it moves the
-// cluster's clock, kills or inspects a simulated node, and so on. The real
-// tier runs with --label-filter='!simulated-only'.
+// the reason given: it moves the cluster's clock, kills or inspects a
+// simulated node, and so on. The real tier runs with
+// --label-filter='!simulated-only', so the label simulated-only stays as it
+// is; the reason travels in a second label, "simulated-only: <reason>", which
+// a label filter reads as a key and value and never as simulated-only
+// itself. It reaches the report of a dry run, where `make outline` prints it.
 func SimulatedOnly(reason string) Labels {
-	_ = reason
-	return Label("simulated-only")
+	reason = strings.TrimSpace(labelUnsafe.Replace(reason))
+	if reason == "" {
+		return Label(simulatedOnly)
+	}
+	return Label(simulatedOnly, simulatedOnly+": "+reason)
 }
+
+const simulatedOnly = "simulated-only"
+
+// labelUnsafe replaces the characters Ginkgo refuses in a label (it parses
+// them as label-filter syntax) with the nearest ones it accepts, so any
+// reason makes a valid label.
+var labelUnsafe = strings.NewReplacer(
+	", ", " \u2014 ", // EM DASH: "…runs out, and…" reads "…runs out — and…"
+	",", ";",
+	"(", "[",
+	")", "]",
+	"/", "\u2215", // DIVISION SLASH, so a path still reads as one
+	"&", "+",
+	"|", "\u00a6", // BROKEN BAR
+	"!", ".",
+)
 
 // RealOnly labels a spec that needs a real Redis Cluster (replicas,
 // failover). `make test` leaves these out; the spec skips itself when run

@@ -24,7 +24,7 @@ const versionedAPI = `{
   }}
 }`
 
-var _ = Describe("API versions", func() {
+var _ = Describe("API versions", Label("version"), func() {
 	var env *specs.Env
 
 	When("versions are read from a header", func() {
@@ -119,7 +119,7 @@ func pathsAPI(whiteList string) string {
 }`
 }
 
-var _ = Describe("Extended paths", func() {
+var _ = Describe("Extended paths", Label("version"), func() {
 	var env *specs.Env
 
 	When("a path is ignored", func() {

@@ -1,6 +1,9 @@
 // Command outline prints the spec tree as a Markdown document: each
-// Describe a heading, each When a sub-heading, each It a bullet, in source
-// order. It reads the JSON report of a dry run:
+// Describe a heading, each When a sub-heading, each It a bullet. The
+// top-level containers of the specs suite follow readingOrder; everything
+// else is in source order. Each node shows the labels it declares; one
+// that cannot run on a real Redis Cluster says why (specs.SimulatedOnly). It
+// reads the JSON report of a dry run:
 //
 //	go tool ginkgo --dry-run --json-report=report.json ./specs ./cluster
 //	go run ./tools/outline report.json
@@ -14,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,7 +88,16 @@ func run(path string, w io.Writer) error {
 	out := &lineWriter{w: w}
 	for _, r := range reports {
 		specs := r.SpecReports.WithLeafNodeType(types.NodeTypeIt)
-		sort.SliceStable(specs, func(i, j int) bool { return less(specs[i], specs[j]) })
+		rank := func(types.SpecReport) int { return 0 }
+		if filepath.Base(r.SuitePath) == orderedSuite {
+			rank = readingRank
+		}
+		sort.SliceStable(specs, func(i, j int) bool {
+			if ri, rj := rank(specs[i]), rank(specs[j]); ri != rj {
+				return ri < rj
+			}
+			return less(specs[i], specs[j])
+		})
 		out.heading(1, r.SuiteDescription)
 		var prev []string
 		for _, s := range specs {
@@ -94,17 +107,99 @@ func run(path string, w io.Writer) error {
 				common++
 			}
 			for depth := common; depth < len(texts); depth++ {
-				out.heading(depth+2, texts[depth])
+				labels, reason := decorations(s.ContainerHierarchyLabels[depth])
+				out.heading(depth+2, texts[depth]+labels)
+				if reason != "" {
+					out.line(reason)
+					out.line("")
+				}
 			}
-			labels := ""
-			if ls := s.Labels(); len(ls) > 0 {
-				labels = " `" + strings.Join(ls, "` `") + "`"
+			labels, reason := decorations(s.LeafNodeLabels)
+			if reason != "" {
+				reason = " " + reason
 			}
-			out.line("- " + s.LeafNodeText + labels)
+			out.line("- " + s.LeafNodeText + labels + reason)
 			prev = texts
 		}
 	}
 	return out.err
+}
+
+// orderedSuite is the folder of the suite whose top-level containers
+// follow readingOrder: the gateway's behaviour, read as a document.
+const orderedSuite = "specs"
+
+// readingOrder is the order of the specs suite's top-level containers, by
+// label: how the gateway is configured and where it keeps its state, how it
+// proxies, then the request chain step by step, then what works around the
+// chain. A container is placed by the first of its own labels this list
+// names (Label("seed", "webhook") goes with seed); containers with none of
+// them come after, by file name and line as elsewhere. Within a container
+// the specs keep their source order.
+//
+// The chain's order itself is fixed in gateway/order.go and in the README's
+// "Request path" list; the chain steps below follow it and change with it.
+var readingOrder = []string{
+	"config",  // tyk.conf
+	"apidef",  // API definitions from app_path
+	"storage", // where sessions, counters and cache entries live
+	"proxy",   // an API with no steps in the way
+	// the request chain, in its order
+	"cors",
+	"version", // versions and extended paths
+	"jsvm",    // JS middleware: pre first, then post_key_auth and post
+	"auth",
+	"ratelimit",
+	"quota",
+	"cache",
+	// around the chain
+	"events",
+	"webhook",
+	"control",
+	"health",
+	"analytics",
+	"cluster",
+	"debug",
+	"leak",
+	"seed",
+}
+
+// readingRank is the place of a spec's top-level container in
+// readingOrder, or len(readingOrder) when it carries none of its labels.
+func readingRank(s types.SpecReport) int {
+	labels := s.LeafNodeLabels // a top-level It is its own container
+	if len(s.ContainerHierarchyLabels) > 0 {
+		labels = s.ContainerHierarchyLabels[0]
+	}
+	for _, l := range labels {
+		if i := slices.Index(readingOrder, l); i >= 0 {
+			return i
+		}
+	}
+	return len(readingOrder)
+}
+
+// simulatedOnly is the label of specs.SimulatedOnly; its reason comes in a
+// second label, "simulated-only: <reason>".
+const simulatedOnly = "simulated-only"
+
+// decorations renders one node's own labels: each as `label` after the
+// node's text, and a simulated-only reason as "(simulated only: <reason>)"
+// in place of the simulated-only labels. Labels are shown on the node that
+// declared them, so a container's are not repeated on each of its specs.
+func decorations(labels []string) (shown, reason string) {
+	for _, l := range labels {
+		if key, r, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(key) == simulatedOnly {
+			reason = "(simulated only: " + strings.TrimSpace(r) + ")"
+		}
+	}
+	for _, l := range labels {
+		if reason != "" && (l == simulatedOnly || strings.HasPrefix(l, simulatedOnly+":")) {
+			continue
+		}
+		shown += " `" + l + "`"
+	}
+	return shown, reason
 }
 
 // lineWriter writes Markdown with exactly one blank line around headings.
