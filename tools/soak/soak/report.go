@@ -46,6 +46,7 @@ func (t Thresholds) validate() error {
 		v    float64
 	}{{"HeapMiBPer100k", t.HeapMiBPer100k}, {"HeapGrowthMiB", t.HeapGrowthMiB}, {"RSSMiBPer100k", t.RSSMiBPer100k}} {
 		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			//lint:ignore ST1005 the message starts with the Go field it names
 			errs = append(errs, fmt.Errorf("Thresholds.%s %v: must be a number, 0 or more", f.name, f.v))
 		}
 	}
