@@ -6,6 +6,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/step/auth"
 	"github.com/tollgate/tollgate/gateway/step/cache"
 	"github.com/tollgate/tollgate/gateway/step/cors"
+	"github.com/tollgate/tollgate/gateway/step/granular"
 	"github.com/tollgate/tollgate/gateway/step/quota"
 	"github.com/tollgate/tollgate/gateway/step/ratelimit"
 	"github.com/tollgate/tollgate/gateway/step/version"
@@ -26,6 +27,8 @@ import (
 //	                  session, refuse missing, unknown, inactive or expired
 //	                  keys and keys without access to this API version
 //	JS post_key_auth  custom_middleware.post_key_auth
+//	granular access   a key whose access rights list allowed_urls may
+//	                  call only those paths and methods
 //	rate limit        a window per key in Redis
 //	quota             requests per renewal period per key in Redis
 //	JS post           custom_middleware.post
@@ -45,6 +48,7 @@ var order = []row{
 	{name: "JS pre", build: buildJS(apidef.HookPre)},
 	{name: "auth", build: buildAuth, keyedOnly: true, skipIgnored: true},
 	{name: "JS post_key_auth", build: buildJS(apidef.HookPostKeyAuth)},
+	{name: "granular access", build: buildGranular, keyedOnly: true, skipIgnored: true},
 	{name: "rate limit", build: buildRateLimit, keyedOnly: true, skipIgnored: true},
 	{name: "quota", build: buildQuota, keyedOnly: true, skipIgnored: true},
 	{name: "JS post", build: buildJS(apidef.HookPost)},
@@ -154,6 +158,11 @@ func buildAuth(b *apiBuild) ([]chain.Step, error) {
 		AllowMasterKeys: b.g.cfg.AllowMasterKeys,
 		Log:             b.g.log,
 	})}, nil
+}
+
+func buildGranular(b *apiBuild) ([]chain.Step, error) {
+	o := b.g.cfg.HTTPServerOptions
+	return []chain.Step{granular.New(granular.Matching{Prefix: o.EnablePathPrefixMatching, Suffix: o.EnablePathSuffixMatching}, b.log)}, nil
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {

@@ -38,13 +38,13 @@ var _ = Describe("The request path", func() {
 		Expect(readmeRequestPath()).To(Equal(gateway.RequestPath()))
 	})
 
-	It("skips exactly auth, rate limit and quota for ignored paths", func() {
+	It("skips exactly auth, granular access, rate limit and quota for ignored paths", func() {
 		var skipped []string
 		for _, s := range gateway.RequestPath() {
 			if s.SkipsIgnored {
 				skipped = append(skipped, s.Name)
 			}
 		}
-		Expect(skipped).To(Equal([]string{"auth", "rate limit", "quota"}))
+		Expect(skipped).To(Equal([]string{"auth", "granular access", "rate limit", "quota"}))
 	})
 })

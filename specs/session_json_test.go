@@ -112,7 +112,11 @@ func randomSession(rng *rand.Rand) session.State {
 	if n := rng.IntN(4); n > 0 {
 		st.AccessRights = map[string]session.AccessDefinition{}
 		for i := range n - 1 {
-			st.AccessRights[fmt.Sprintf("%s-%d", str(), i)] = session.AccessDefinition{APIName: str(), APIID: str(), Versions: list()}
+			ad := session.AccessDefinition{APIName: str(), APIID: str(), Versions: list()}
+			for range rng.IntN(3) {
+				ad.AllowedURLs = append(ad.AllowedURLs, session.AccessSpec{URL: str(), Methods: list()})
+			}
+			st.AccessRights[fmt.Sprintf("%s-%d", str(), i)] = ad
 		}
 	}
 	if rng.IntN(2) == 0 {

@@ -84,6 +84,9 @@ type Config struct {
 	// serves them to anyone). Default false: those paths are routed like
 	// any other.
 	EnableHTTPProfiler bool `json:"enable_http_profiler"`
+	// HTTPServerOptions are Tyk's http_server_options; tollgate acts on
+	// the path-matching switches.
+	HTTPServerOptions HTTPServerOptions `json:"http_server_options"`
 	// DebugListen is tollgate's own setting: a loopback address (e.g.
 	// "127.0.0.1:6060"; port 0 picks one) where the same debug endpoints
 	// are served without the secret. Any other address is refused at
@@ -93,6 +96,17 @@ type Config struct {
 	// dir is the folder tyk.conf was read from; relative paths resolve
 	// against it. Empty means the working directory.
 	dir string
+}
+
+// HTTPServerOptions is tyk.conf's http_server_options.
+type HTTPServerOptions struct {
+	// EnablePathPrefixMatching anchors the paths of a key's allowed_urls at
+	// the start of the path ("/users" matches "/users/7", not "/x/users"),
+	// tried both below the listen path and with it. Default false: Tyk's
+	// legacy match anywhere in the full request path.
+	EnablePathPrefixMatching bool `json:"enable_path_prefix_matching"`
+	// EnablePathSuffixMatching anchors them at the end of the path too.
+	EnablePathSuffixMatching bool `json:"enable_path_suffix_matching"`
 }
 
 // LocalSessionCache is tyk.conf's local_session_cache.

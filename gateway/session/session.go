@@ -69,6 +69,17 @@ type AccessDefinition struct {
 	APIID   string `json:"api_id"`
 	// Versions the key may use; empty means every version.
 	Versions []string `json:"versions"`
+	// AllowedURLs, when any are listed, are the only paths and methods the
+	// key may call on the API (Tyk's granular access).
+	AllowedURLs []AccessSpec `json:"allowed_urls,omitempty"`
+}
+
+// AccessSpec is one entry of allowed_urls: a path pattern (a regular
+// expression; "{name}" stands for one path segment) and the methods it
+// allows, matched case-sensitively as Tyk does.
+type AccessSpec struct {
+	URL     string   `json:"url"`
+	Methods []string `json:"methods"`
 }
 
 // knownFields are State's JSON names, so unmarshalling can tell which
@@ -133,6 +144,13 @@ func (s *State) Clone() *State {
 	c.AccessRights = maps.Clone(s.AccessRights)
 	for k, v := range c.AccessRights {
 		v.Versions = append([]string(nil), v.Versions...)
+		if v.AllowedURLs != nil {
+			urls := make([]AccessSpec, len(v.AllowedURLs))
+			for i, u := range v.AllowedURLs {
+				urls[i] = AccessSpec{URL: u.URL, Methods: append([]string(nil), u.Methods...)}
+			}
+			v.AllowedURLs = urls
+		}
 		c.AccessRights[k] = v
 	}
 	c.MetaData = maps.Clone(s.MetaData)
@@ -212,6 +230,20 @@ func (s *State) appendKnown(b []byte) ([]byte, error) {
 			b = jsonw.AppendString(b, ad.APIID)
 			b = append(b, `,"versions":`...)
 			b = appendStrings(b, ad.Versions)
+			if len(ad.AllowedURLs) > 0 {
+				b = append(b, `,"allowed_urls":[`...)
+				for j, u := range ad.AllowedURLs {
+					if j > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, `{"url":`...)
+					b = jsonw.AppendString(b, u.URL)
+					b = append(b, `,"methods":`...)
+					b = appendStrings(b, u.Methods)
+					b = append(b, '}')
+				}
+				b = append(b, ']')
+			}
 			b = append(b, '}')
 		}
 		b = append(b, '}')
