@@ -2,14 +2,12 @@ package session
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/spaolacci/murmur3"
 )
 
 // KeyPrefix is the Redis prefix of sessions, as in Tyk.
@@ -24,8 +22,9 @@ var ErrUnavailable = errors.New("session store unavailable")
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
-	// HashKeys stores sessions under the key's murmur3 hash (tyk.conf
-	// hash_keys), so a copy of Redis does not hand out usable keys.
+	// HashKeys stores sessions under the key's hash (tyk.conf hash_keys),
+	// so a copy of Redis does not hand out usable keys. The function is
+	// the one the key's token names, murmur32 for other keys (see Hash).
 	HashKeys bool
 }
 
@@ -40,15 +39,8 @@ func NewStore(client redis.UniversalClient, opts StoreOptions) *Store {
 	return &Store{client: client, opts: opts}
 }
 
-// Hash is Tyk's key hash: murmur3 (32 bit) in hex.
-func Hash(key string) string {
-	h := murmur3.New32()
-	_, _ = h.Write([]byte(key))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// ID is how key is named in Redis and in logs: its hash when hash_keys is
-// on, the key itself otherwise.
+// ID is how key is named in Redis and in logs (Tyk's storage.HashKey):
+// its Hash when hash_keys is on, the key itself otherwise.
 func (s *Store) ID(key string) string {
 	if s.opts.HashKeys {
 		return Hash(key)
