@@ -2,10 +2,17 @@
 // rights, rate limit, quota, expiry), its Redis store under apikey-<key>,
 // and the gateway's in-memory cache of sessions.
 //
-//	store := session.NewStore(client, session.StoreOptions{HashKeys: true})
-//	id := store.ID(key)                  // the hash, with HashKeys
+//	opts := session.StoreOptions{HashKeys: true, HashFunction: "murmur64"}
+//	if err := opts.Validate(); err != nil { ... } // names the tyk.conf setting
+//	store := session.NewStore(client, opts)
+//	key, _ := store.GenerateKey(orgID, "")  // a Tyk token naming murmur64
+//	id := store.ID(key)                     // the hash Tyk stores it under
 //	err := store.Save(ctx, id, &session.State{Rate: 10, Per: 1}, 0)
-//	st, err := store.Load(ctx, id)       // session.ErrNotFound when absent
+//	st, id, err := store.Find(ctx, orgID, key) // as Tyk authenticates a key
+//	st, err = store.Load(ctx, id)              // session.ErrNotFound when absent
+//
+// Keys are named in Redis exactly as Tyk 5.14 names them, so Tyk and
+// tollgate can share one Redis: see Hash, GenerateToken and Candidates.
 package session
 
 import (

@@ -2,14 +2,14 @@ package session
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/spaolacci/murmur3"
 )
 
 // KeyPrefix is the Redis prefix of sessions, as in Tyk.
@@ -22,11 +22,51 @@ var ErrNotFound = errors.New("session not found")
 // rather than treat the key as unknown.
 var ErrUnavailable = errors.New("session store unavailable")
 
-// StoreOptions configures a Store.
+// StoreOptions configures a Store with the settings of tyk.conf that
+// decide where Tyk stores and looks for a key.
 type StoreOptions struct {
-	// HashKeys stores sessions under the key's murmur3 hash (tyk.conf
-	// hash_keys), so a copy of Redis does not hand out usable keys.
+	// HashKeys stores sessions under the key's hash (tyk.conf hash_keys),
+	// so a copy of Redis does not hand out usable keys. The function is
+	// the one the key's token names, murmur32 for other keys (see Hash).
 	HashKeys bool
+	// HashFunction is tyk.conf hash_key_function: the function new keys
+	// name in their token (see GenerateKey); "" makes legacy keys,
+	// org id + key id. A token keeps its function when this changes.
+	HashFunction string
+	// HashFunctionFallback is tyk.conf hash_key_function_fallback: the
+	// functions HashFunction was before, under which a custom key may
+	// still be stored (see Candidates).
+	HashFunctionFallback []string
+	// DisableKeyActionsByUsername is tyk.conf
+	// disable_key_actions_by_username: a key is then looked for only as
+	// given, never as the token a custom key was stored under.
+	DisableKeyActionsByUsername bool
+	// MinTokenLength is tyk.conf min_token_length; Find treats a shorter
+	// key as unknown without asking Redis. 0 means Tyk's default, 3.
+	MinTokenLength int
+}
+
+// Validate reports the first setting Tyk's hashing cannot use, naming it.
+func (o StoreOptions) Validate() error {
+	if err := ValidHashFunction(o.HashFunction); err != nil {
+		return err
+	}
+	for i, name := range o.HashFunctionFallback {
+		if err := ValidHashFunction(name); err != nil {
+			return fmt.Errorf("hash_key_function_fallback[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// MinTokenLength is the shortest key Tyk accepts, given tyk.conf's
+// min_token_length: that value, or 3 when it is 0. Tyk applies it when a
+// key is presented and when the control API creates a custom key.
+func MinTokenLength(configured int) int {
+	if configured == 0 {
+		return 3
+	}
+	return configured
 }
 
 // Store reads and writes sessions in Redis. It is safe for concurrent use.
@@ -40,20 +80,109 @@ func NewStore(client redis.UniversalClient, opts StoreOptions) *Store {
 	return &Store{client: client, opts: opts}
 }
 
-// Hash is Tyk's key hash: murmur3 (32 bit) in hex.
-func Hash(key string) string {
-	h := murmur3.New32()
-	_, _ = h.Write([]byte(key))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// ID is how key is named in Redis and in logs: its hash when hash_keys is
-// on, the key itself otherwise.
+// ID is how key is named in Redis and in logs (Tyk's storage.HashKey):
+// its Hash when hash_keys is on, the key itself otherwise. It does not
+// depend on HashFunction: a token names its own function.
 func (s *Store) ID(key string) string {
 	if s.opts.HashKeys {
 		return Hash(key)
 	}
 	return key
+}
+
+// GenerateKey makes a key for orgID as Tyk's control API does
+// (gateway.generateToken): an orgID prefix of keyID is dropped, and the
+// token names HashFunction (see GenerateToken). An empty keyID gets a
+// random one.
+func (s *Store) GenerateKey(orgID, keyID string) (string, error) {
+	return GenerateToken(orgID, strings.TrimPrefix(keyID, orgID), s.opts.HashFunction)
+}
+
+// Candidates lists, in Tyk's order, the ids under which Tyk looks for the
+// session of key when it is presented to an API of orgID
+// (DefaultSessionManager.SessionDetail): a key of another org, or a custom
+// key the client sends without its token, may be stored as the token
+// GenerateKey makes of it, under HashFunction and then each fallback.
+//
+//   - key belongs to orgID (TokenOrg): ID(key) only;
+//   - otherwise: ID(GenerateKey(orgID, key)), ID(key), then
+//     ID(token of key under each HashFunctionFallback);
+//     DisableKeyActionsByUsername leaves out all but ID(key).
+//
+// Duplicates are listed once. A key equal to orgID has no custom-key
+// token (Tyk would try a random one).
+func (s *Store) Candidates(orgID, key string) []string {
+	if TokenOrg(key) == orgID {
+		return []string{s.ID(key)}
+	}
+	ids := make([]string, 0, 2+len(s.opts.HashFunctionFallback))
+	add := func(function string) {
+		keyID := strings.TrimPrefix(key, orgID)
+		if s.opts.DisableKeyActionsByUsername || keyID == "" {
+			return
+		}
+		// An unknown function is refused by Validate; Tyk would make a
+		// murmur64 token of it, and so does GenerateToken.
+		token, _ := GenerateToken(orgID, keyID, function)
+		ids = appendNew(ids, s.ID(token))
+	}
+	add(s.opts.HashFunction)
+	ids = appendNew(ids, s.ID(key))
+	for _, function := range s.opts.HashFunctionFallback {
+		add(function)
+	}
+	return ids
+}
+
+func appendNew(ids []string, id string) []string {
+	if slices.Contains(ids, id) {
+		return ids
+	}
+	return append(ids, id)
+}
+
+// Find loads the session of key presented to an API of orgID, trying the
+// ids of Candidates in order, as Tyk does when it authenticates a key. It
+// returns the session and the id it is stored under, which is the name
+// Tyk's rate limits and quotas use for the key with hash_keys. A key shorter
+// than MinTokenLength, or one stored under none of the ids, gives
+// ErrNotFound.
+func (s *Store) Find(ctx context.Context, orgID, key string) (*State, string, error) {
+	if len(key) < MinTokenLength(s.opts.MinTokenLength) {
+		return nil, "", ErrNotFound
+	}
+	ids := s.Candidates(orgID, key)
+	cmds := make([]*redis.StringCmd, len(ids))
+	if len(ids) == 1 {
+		cmds[0] = s.client.Get(ctx, RedisKey(ids[0]))
+	} else {
+		// One GET per id rather than Tyk's MGET: the ids are in different
+		// slots of a Redis Cluster. A pipeline still takes one round trip
+		// per node. Errors are read per command below.
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = p.Get(ctx, RedisKey(id))
+			}
+			return nil
+		})
+	}
+	for i, cmd := range cmds {
+		data, err := cmd.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil) || err == nil && len(data) == 0:
+			// Tyk reads an empty value as absent too.
+			continue
+		case err != nil:
+			// An earlier id might hold the key: not knowing is not "not found".
+			return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		st, err := decodeState(data, ids[i])
+		if err != nil {
+			return nil, "", err
+		}
+		return st, ids[i], nil
+	}
+	return nil, "", ErrNotFound
 }
 
 // RedisKey is the Redis key holding the session of the key whose ID is id.
@@ -70,6 +199,10 @@ func (s *Store) Load(ctx context.Context, id string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	return decodeState(data, id)
+}
+
+func decodeState(data []byte, id string) (*State, error) {
 	var st State
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("decoding session %s: %w", Hash(id), err)
