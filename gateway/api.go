@@ -77,8 +77,8 @@ func (g *Gateway) compileAPI(def *apidef.APIDefinition) (*api, []string, error) 
 // serve runs the chain, then, if every step let the request pass, writes
 // a session JS changed and proxies. It returns what the chain learnt, for
 // analytics.
-func (a *api) serve(w http.ResponseWriter, r *http.Request, now time.Time) *chain.Call {
-	c := chain.NewCall(w, r, a.def, a.listenPath, now)
+func (a *api) serve(w http.ResponseWriter, r *http.Request, now time.Time, clientIP string) *chain.Call {
+	c := chain.NewCall(w, r, a.def, a.listenPath, now, clientIP)
 	for _, s := range a.chain {
 		if !s.Serve(c) {
 			return c

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -124,8 +122,9 @@ func (g *Gateway) controlAPIs(w http.ResponseWriter, r *http.Request, apiID stri
 	chain.WriteJSON(w, http.StatusOK, list)
 }
 
-// controlKey serves /tyk/keys/{key}. With ?hashed=true the path names the
-// key's hash (as logged and stored with hash_keys) instead of the key.
+// controlKey serves /tyk/keys/{key}. With ?hashed=true (any value, as in
+// Tyk) the path names the key's hash, as stored with hash_keys and returned
+// as key_hash, instead of the key.
 func (g *Gateway) controlKey(w http.ResponseWriter, r *http.Request, key string) {
 	if key == "" {
 		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Key not found")
@@ -143,16 +142,24 @@ func (g *Gateway) controlKey(w http.ResponseWriter, r *http.Request, key string)
 	}
 }
 
-// keyID is the stored name of the key in a control API path.
-func (g *Gateway) keyID(r *http.Request, key string) string {
-	if r.URL.Query().Get("hashed") == "true" {
-		return key
+// keyID is the stored name of the key in a control API path. A hash
+// without hash_keys is answered 400, as Tyk answers it.
+func (g *Gateway) keyID(w http.ResponseWriter, r *http.Request, key string) (string, bool) {
+	if r.URL.Query().Get("hashed") == "" {
+		return g.sessions.store.ID(key), true
 	}
-	return g.sessions.store.ID(key)
+	if !g.cfg.HashKeys {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Key requested by hash but key hashing is not enabled")
+		return "", false
+	}
+	return key, true
 }
 
 func (g *Gateway) controlGetKey(w http.ResponseWriter, r *http.Request, key string) {
-	id := g.keyID(r, key)
+	id, ok := g.keyID(w, r, key)
+	if !ok {
+		return
+	}
 	st, err := g.sessions.store.Load(r.Context(), id)
 	if !g.keyStoreOK(w, err) {
 		return
@@ -197,13 +204,19 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		return
 	}
 	if key == "" {
-		key, err = newKey(st.OrgID)
+		key, err = g.sessions.store.GenerateKey(st.OrgID, "")
 		if err != nil {
 			chain.WriteControlError(w, http.StatusInternalServerError, chain.CauseStorageUnavailable, "generating a key: "+err.Error())
 			return
 		}
 	}
 	id := g.sessions.store.ID(key)
+	if !create {
+		var ok bool
+		if id, ok = g.keyID(w, r, key); !ok {
+			return
+		}
+	}
 	reset := r.URL.Query().Get("suppress_reset") != "1"
 	if err := g.saveKey(r.Context(), id, &st, reset, create); err != nil {
 		g.keyStoreOK(w, err)
@@ -224,7 +237,10 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 }
 
 func (g *Gateway) controlDeleteKey(w http.ResponseWriter, r *http.Request, key string) {
-	id := g.keyID(r, key)
+	id, ok := g.keyID(w, r, key)
+	if !ok {
+		return
+	}
 	found, err := g.sessions.store.Delete(r.Context(), id)
 	if !g.keyStoreOK(w, err) {
 		return
@@ -253,16 +269,6 @@ func (g *Gateway) administrator(w http.ResponseWriter, r *http.Request, disabled
 		return false
 	}
 	return true
-}
-
-// newKey makes a key as Tyk does: the org id followed by 32 random hex
-// characters.
-func newKey(orgID string) (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return orgID + hex.EncodeToString(b[:]), nil
 }
 
 // controlPurgeCache answers DELETE /tyk/cache/{api_id}: every cached

@@ -52,6 +52,7 @@ type Gateway struct {
 	store      *storage.Store
 	transport  *http.Transport
 	healthPath string
+	trust      *chain.Trust // whose X-Real-IP and X-Forwarded-For are believed
 
 	sessions *sessions
 	events   *event.Bus
@@ -133,6 +134,11 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	if err := apidef.ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, err
 	}
+	proxies, err := apidef.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	g.trust = chain.NewTrust(proxies)
 	g.debug = newDebugEndpoints(g.log)
 	store, err := storage.Open(cfg.Storage, g.log)
 	if err != nil {
@@ -142,7 +148,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	g.transport = upstream.NewTransport(cfg.ProxyTimeout(), g.dial)
 	g.transport.TLSClientConfig = g.tlsConfig
 	g.sessions = &sessions{
-		store: session.NewStore(g.store.Client, session.StoreOptions{HashKeys: cfg.HashKeys}),
+		store: session.NewStore(g.store.Client, cfg.SessionOptions()),
 		cache: session.NewCache(cfg.LocalSessionCache.TTL(), sessionCacheSize, g.now),
 	}
 	g.events = event.NewBus(event.Options{})
@@ -328,6 +334,9 @@ func (rt *routeTable) match(path string) *api {
 // (with enable_http_profiler) the debug endpoints first, then the API
 // with the longest matching listen path; anything else is 404.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !canonical(w, r) {
+		return
+	}
 	path := r.URL.Path
 	if path == g.healthPath {
 		g.serveHealth(w, r)
@@ -346,18 +355,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		chain.WriteError(w, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
 		return
 	}
+	ip := g.trust.ClientIP(r)
 	if g.analytics == nil || api.def.DoNotTrack {
-		api.serve(w, r, g.now())
+		api.serve(w, r, g.now(), ip)
 		return
 	}
 	start := g.now()
 	sw := chain.NewStatusWriter(w)
-	c := api.serve(sw, r, start)
+	c := api.serve(sw, r, start, ip)
 	rec := analytics.Record{
 		TimeStamp: start, APIID: api.def.APIID, APIName: api.def.Name, OrgID: api.def.OrgID,
 		Method: r.Method, Path: path, ResponseCode: sw.Status,
 		RequestTime: g.now().Sub(start).Milliseconds(),
-		IPAddress:   chain.ClientIP(r), UserAgent: r.UserAgent(),
+		IPAddress:   ip, UserAgent: r.UserAgent(),
 		APIVersion: c.Version,
 	}
 	if c.Key != "" {

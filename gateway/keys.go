@@ -25,16 +25,18 @@ type sessions struct {
 
 var _ auth.Sessions = (*sessions)(nil)
 
-// Lookup returns key's id and session from the local cache or Redis. The
-// session returned is the caller's own copy.
-func (s *sessions) Lookup(ctx context.Context, key string) (string, *session.State, error) {
-	id := s.store.ID(key)
-	if st, ok := s.cache.Get(id); ok {
-		return id, st, nil
+// Lookup returns the id and session of key, presented to an API of orgID,
+// from the local cache or Redis, looking under every id Tyk would (see
+// session.Store.Candidates). The session returned is the caller's own copy.
+func (s *sessions) Lookup(ctx context.Context, orgID, key string) (string, *session.State, error) {
+	for _, id := range s.store.Candidates(orgID, key) {
+		if st, ok := s.cache.Get(id); ok {
+			return id, st, nil
+		}
 	}
-	st, err := s.store.Load(ctx, id)
+	st, id, err := s.store.Find(ctx, orgID, key)
 	if err != nil {
-		return id, nil, err
+		return "", nil, err
 	}
 	s.cache.Put(id, st)
 	return id, st, nil

@@ -232,7 +232,7 @@ var _ = Describe("Stored keys", Label("auth"), func() {
 	When("hash_keys is on", func() {
 		var key string
 		BeforeEach(func() {
-			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "hash_keys": true}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "hash_keys": true, "hash_key_function": "murmur64"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
 			key = env.IssueKey(grantTo("orders"))
 		})
 

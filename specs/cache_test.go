@@ -173,10 +173,9 @@ var _ = Describe("Response cache", Label("cache"), func() {
 			Expect(upstream.Requests()).To(Equal(2))
 		})
 
-		It("keys entries by client IP, so another caller of a keyless API is not answered from them", func() {
+		It("keys entries by the connection's address when the caller is not a trusted proxy, whatever X-Real-IP it sends", func() {
 			env.Get("/c/items", "X-Real-IP", "10.0.0.1")
-			Expect(isCached(env.Get("/c/items", "X-Real-IP", "10.0.0.2"))).To(BeFalse())
-			Expect(isCached(env.Get("/c/items", "X-Real-IP", "10.0.0.1"))).To(BeTrue())
+			Expect(isCached(env.Get("/c/items", "X-Real-IP", "10.0.0.2"))).To(BeTrue())
 		})
 
 		// Tyk #2305: a 401 was cached although only 200 was configured.
@@ -207,6 +206,22 @@ var _ = Describe("Response cache", Label("cache"), func() {
 			Expect(resp.Body).To(Equal("answer 2"))
 			Expect(env.Logs()).To(ContainSubstring("response cache not used: store unavailable"))
 		}, SpecTimeout(30*time.Second))
+	})
+
+	When("callers come through a trusted proxy (trusted_proxies) that names them in X-Real-IP", func() {
+		BeforeEach(func() {
+			upstream = startScriptedUpstream()
+			env = specs.NewEnv(
+				specs.WithConfig(`{"secret": "spec-secret", "trusted_proxies": ["127.0.0.1"]}`),
+				specs.WithAPI(cachedAPI("c", "/c/", upstream.URL, false, `{"enable_cache": true, "cache_timeout": 60, "cache_all_safe_requests": true}`)),
+			)
+		})
+
+		It("keys entries by client IP, so another caller of a keyless API is not answered from them", func() {
+			env.Get("/c/items", "X-Real-IP", "10.0.0.1")
+			Expect(isCached(env.Get("/c/items", "X-Real-IP", "10.0.0.2"))).To(BeFalse())
+			Expect(isCached(env.Get("/c/items", "X-Real-IP", "10.0.0.1"))).To(BeTrue())
+		})
 	})
 
 	When("cache_response_codes lists 200 and 404", func() {

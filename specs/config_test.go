@@ -122,4 +122,24 @@ var _ = Describe("Loading tyk.conf", Label("config"), func() {
 			Expect(err).To(MatchError(ContainSubstring("missing.conf")))
 		})
 	})
+
+	When("hash_keys is on and new keys hash with Tyk's 32-bit murmur3 (hash_key_function unset)", func() {
+		It("warns that guessed keys collide, naming hash_key_function and the function to choose", func() {
+			_, warnings, err := gateway.ParseConfig([]byte(`{"hash_keys": true}`))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(warnings).To(ContainElement(And(ContainSubstring("hash_key_function"), ContainSubstring("sha256"), ContainSubstring("32-bit"))))
+		})
+	})
+
+	When("hash_key_function names a function Tyk does not have", func() {
+		It("is refused, naming the setting", func() {
+			_, _, err := gateway.ParseConfig([]byte(`{"hash_keys": true, "hash_key_function": "md5"}`))
+			Expect(err).To(MatchError(ContainSubstring("hash_key_function")))
+		})
+	})
 })
+
+// gatewayParseConfig parses a tyk.conf given as text.
+func gatewayParseConfig(conf string) (*gateway.Config, gateway.Warnings, error) {
+	return gateway.ParseConfig([]byte(conf))
+}

@@ -5,6 +5,7 @@
 package specs
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -333,6 +334,34 @@ func (i *Instance) Do(method, path, body string, headers ...string) Response {
 		req.Header.Add(headers[i], headers[i+1])
 	}
 	resp, err := i.client.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	return Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(data)}
+}
+
+// Raw sends a request exactly as given on its own connection: the request
+// target is written as it is (dot segments, percent-encodings, absolute
+// form), the method as spelled, and a redirect is not followed. Headers
+// come as name, value pairs.
+func (i *Instance) Raw(method, target string, headers ...string) Response {
+	GinkgoHelper()
+	Expect(len(headers)%2).To(Equal(0), "headers come in name, value pairs")
+	addr := strings.TrimPrefix(i.URL, "http://")
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	Expect(err).NotTo(HaveOccurred())
+	defer conn.Close()
+	Expect(conn.SetDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, addr)
+	for n := 0; n < len(headers); n += 2 {
+		fmt.Fprintf(&b, "%s: %s\r\n", headers[n], headers[n+1])
+	}
+	b.WriteString("\r\n")
+	_, err = io.WriteString(conn, b.String())
+	Expect(err).NotTo(HaveOccurred())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

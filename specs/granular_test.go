@@ -77,7 +77,7 @@ var _ = Describe("Granular access (a key's allowed_urls)", Label("auth", "granul
 		var key string
 		BeforeEach(func() {
 			env = specs.NewEnv(specs.WithAPI(keyedAPI("granular", "/test/")))
-			key = env.IssueKey(grantURLs("granular", `{"url": "/users/{id}", "methods": ["GET"]}`))
+			key = env.IssueKey(grantURLs("granular", `{"url": "/users/{id}", "methods": ["GET", "PURGE"]}`))
 		})
 
 		It("matches a pattern anywhere in the full request path", func() {
@@ -89,7 +89,7 @@ var _ = Describe("Granular access (a key's allowed_urls)", Label("auth", "granul
 		})
 
 		It("compares methods case-sensitively, as Tyk does", func() {
-			expectDisallowed(env.Do("get", "/test/users/7", "", "Authorization", key))
+			expectDisallowed(env.Do("purge", "/test/users/7", "", "Authorization", key))
 		})
 	})
 

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
 )
 
@@ -45,9 +47,29 @@ type Config struct {
 	// ProxyDefaultTimeout is how long, in seconds, the gateway waits for an
 	// upstream's response headers before answering 504. Default 30.
 	ProxyDefaultTimeout float64 `json:"proxy_default_timeout"`
-	// HashKeys stores keys in Redis under their murmur3 hash, so the
-	// store does not hold usable keys; logs never show raw keys either way.
+	// HashKeys stores keys in Redis under their hash, byte for byte as Tyk
+	// names them (apikey-<hash>), so the store does not hold usable keys;
+	// logs never show raw keys either way. A key's hash function is the one
+	// its token names (see HashKeyFunction); other keys get Tyk's murmur32,
+	// whose collisions let a guessed key through: a load warning says so.
 	HashKeys bool `json:"hash_keys"`
+	// HashKeyFunction is the function new keys name in their token:
+	// "murmur32", "murmur64", "murmur128" or "sha256". Default "": keys are
+	// org id + random id and hash with murmur32, as in Tyk.
+	HashKeyFunction string `json:"hash_key_function"`
+	// HashKeyFunctionFallback lists the functions hash_key_function was
+	// before, so custom keys created under them are still found.
+	HashKeyFunctionFallback []string `json:"hash_key_function_fallback"`
+	// DisableKeyActionsByUsername finds a key only as it is sent, never as
+	// the token a custom key name was stored under.
+	DisableKeyActionsByUsername bool `json:"disable_key_actions_by_username"`
+	// MinTokenLength is the shortest key accepted. Default 3, as in Tyk.
+	MinTokenLength int `json:"min_token_length"`
+	// TrustedProxies (tollgate's own) are the addresses, or CIDR ranges,
+	// whose X-Real-IP and X-Forwarded-For headers are believed. Default
+	// none: the connection's address is the client, and those headers are
+	// removed before any rule, middleware or upstream sees them.
+	TrustedProxies []string `json:"trusted_proxies"`
 	// AllowMasterKeys lets a key with no access_rights call every API.
 	// Default false: such a key calls none.
 	AllowMasterKeys bool `json:"allow_master_keys"`
@@ -258,11 +280,52 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	if err := ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, nil, err
 	}
+	if err := cfg.SessionOptions().Validate(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.MinTokenLength < 0 {
+		return nil, nil, fmt.Errorf("min_token_length: %d is negative", cfg.MinTokenLength)
+	}
+	if _, err := ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, nil, err
+	}
 	var warnings Warnings
 	if len(rep.Unknown) > 0 {
 		warnings = append(warnings, "settings not implemented by tollgate, ignored: "+strings.Join(rep.Unknown, ", "))
 	}
+	if cfg.HashKeys && (cfg.HashKeyFunction == "" || cfg.HashKeyFunction == session.HashMurmur32) {
+		warnings = append(warnings, "hash_keys: new keys are stored under a 32-bit murmur3 hash (hash_key_function is "+strconv.Quote(cfg.HashKeyFunction)+"); with many keys stored, random guesses soon find one whose hash matches, and Tyk's murmur32 ignores a key's last 1 to 3 bytes: set hash_key_function to \"sha256\" (or \"murmur128\"), and list the old function in hash_key_function_fallback so existing custom keys are still found")
+	}
 	return &cfg, warnings, nil
+}
+
+// SessionOptions are the settings that decide where a key's session is
+// stored and looked for.
+func (c *Config) SessionOptions() session.StoreOptions {
+	return session.StoreOptions{
+		HashKeys:                    c.HashKeys,
+		HashFunction:                c.HashKeyFunction,
+		HashFunctionFallback:        c.HashKeyFunctionFallback,
+		DisableKeyActionsByUsername: c.DisableKeyActionsByUsername,
+		MinTokenLength:              c.MinTokenLength,
+	}
+}
+
+// ParseTrustedProxies reads trusted_proxies: IP addresses or CIDR ranges.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for i, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies[%d]: %q is neither an IP address nor a CIDR range (e.g. \"10.0.0.0/8\")", i, s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // ValidateDebugListen accepts an empty address (no debug listener) or a

@@ -43,6 +43,8 @@ type Call struct {
 	API *apidef.APIDefinition
 	// Now is when the request arrived, by the gateway's clock.
 	Now time.Time
+	// ClientIP is the caller's address, as Trust.ClientIP decided it.
+	ClientIP string
 
 	// Path is the request path relative to the listen path ("/users/7").
 	Path string
@@ -68,8 +70,8 @@ type Call struct {
 }
 
 // NewCall starts a request's trip through the API served at listenPath.
-func NewCall(w http.ResponseWriter, r *http.Request, api *apidef.APIDefinition, listenPath string, now time.Time) *Call {
-	return &Call{W: w, R: r, API: api, Now: now, Path: relativePath(r.URL.Path, listenPath)}
+func NewCall(w http.ResponseWriter, r *http.Request, api *apidef.APIDefinition, listenPath string, now time.Time, clientIP string) *Call {
+	return &Call{W: w, R: r, API: api, Now: now, ClientIP: clientIP, Path: relativePath(r.URL.Path, listenPath)}
 }
 
 // KeyHash names the key in logs without revealing it.

@@ -19,6 +19,8 @@ type Cause string
 // The causes of the request chain and the router.
 const (
 	CauseUnknownPath         Cause = "unknown_path"
+	CauseMethodCase          Cause = "method_case"
+	CauseBadPath             Cause = "bad_path"
 	CauseUpstreamUnreachable Cause = "upstream_unreachable"
 	CauseUpstreamTimeout     Cause = "upstream_timeout"
 	CauseStorageUnavailable  Cause = "storage_unavailable"

@@ -108,6 +108,12 @@ func New(s Settings, apiID string, transport http.RoundTripper, log *slog.Logger
 				stripListenPath(pr.Out.URL, ps.ListenPath)
 			}
 			pr.SetURL(ps.Target)
+			// The router removed the X-Forwarded-For of a client that is
+			// not a trusted proxy; a trusted proxy's is kept and this hop
+			// appended to it, as Tyk does ("client, proxy, gateway").
+			if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+				pr.Out.Header["X-Forwarded-For"] = []string{strings.Join(prior, ", ")}
+			}
 			pr.SetXForwarded()
 			if ps.PreserveHost {
 				pr.Out.Host = pr.In.Host

@@ -14,8 +14,10 @@ import (
 
 // Request is what the echo upstream saw and sends back.
 type Request struct {
-	Method  string      `json:"method"`
-	Path    string      `json:"path"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// URI is the request target as it came on the wire.
+	URI     string      `json:"uri"`
 	Query   string      `json:"query"`
 	Host    string      `json:"host"`
 	Headers http.Header `json:"headers"`
@@ -31,6 +33,7 @@ func Read(r *http.Request) (Request, error) {
 	return Request{
 		Method:  r.Method,
 		Path:    r.URL.Path,
+		URI:     r.RequestURI,
 		Query:   r.URL.RawQuery,
 		Host:    r.Host,
 		Headers: r.Header.Clone(),

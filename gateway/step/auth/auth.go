@@ -21,11 +21,12 @@ import (
 	"github.com/tollgate/tollgate/gateway/session"
 )
 
-// Sessions finds a key's session. Lookup returns the key's id (as stored
-// in Redis) and the caller's own copy of its session; session.ErrNotFound
-// for an unknown key, any other error when the store cannot answer.
+// Sessions finds a key's session. Lookup returns, for a key presented to
+// an API of orgID, the id its session is stored under and the caller's own
+// copy of the session; session.ErrNotFound for an unknown key, any other
+// error when the store cannot answer.
 type Sessions interface {
-	Lookup(ctx context.Context, key string) (id string, st *session.State, err error)
+	Lookup(ctx context.Context, orgID, key string) (id string, st *session.State, err error)
 }
 
 // Events is where KeyExpired is published; a full queue drops the event
@@ -104,7 +105,7 @@ func (t *step) Serve(c *chain.Call) bool {
 		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
 		return false
 	}
-	id, st, err := t.Sessions.Lookup(c.R.Context(), key)
+	id, st, err := t.Sessions.Lookup(c.R.Context(), c.API.OrgID, key)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
@@ -152,7 +153,7 @@ func (t *step) fireKeyExpired(c *chain.Call, msg string) {
 		Meta: event.KeyFailureMeta{
 			Message:            msg,
 			Path:               c.R.URL.Path,
-			Origin:             chain.ClientIP(c.R),
+			Origin:             c.ClientIP,
 			Key:                c.Key,
 			OriginatingRequest: base64.StdEncoding.EncodeToString(bytes.TrimSpace(dump)),
 		},

@@ -214,7 +214,7 @@ func (rc *responseCache) entryKey(c *chain.Call) string {
 		}
 	} else {
 		field("ip")
-		field(chain.ClientIP(c.R))
+		field(c.ClientIP)
 	}
 	field(c.R.Method)
 	field(c.R.Host)
