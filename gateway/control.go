@@ -203,6 +203,10 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
 		return
 	}
+	if key == "" && len(st.AccessRights) == 0 && !g.cfg.AllowMasterKeys {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Failed to create key, keys must have at least one Access Rights record set.")
+		return
+	}
 	if key == "" {
 		key, err = g.sessions.store.GenerateKey(st.OrgID, "")
 		if err != nil {

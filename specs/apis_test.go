@@ -28,12 +28,23 @@ func keyedAPI(apiID, listenPath string) string {
 }`, apiID, apiID, listenPath)
 }
 
-// grantTo is a session (JSON) granting access to every version of apiID,
-// with extra fields (a JSON object's members, e.g. `"rate": 3, "per": 60`).
+// grantTo is a session (JSON) granting access to apiID, with extra fields
+// (a JSON object's members, e.g. `"rate": 3, "per": 60`). Its versions
+// list is empty: enough for a not_versioned API, none of a versioned one's
+// versions (see grantVersion).
 func grantTo(apiID string, extra ...string) string {
 	fields := ""
 	for _, e := range extra {
 		fields += ", " + e
 	}
 	return fmt.Sprintf(`{"access_rights": {%q: {"api_id": %q, "api_name": %q, "versions": []}}, "org_id": "org1"%s}`, apiID, apiID, apiID, fields)
+}
+
+// grantVersion is grantTo for one version of a versioned API.
+func grantVersion(apiID, version string, extra ...string) string {
+	fields := ""
+	for _, e := range extra {
+		fields += ", " + e
+	}
+	return fmt.Sprintf(`{"access_rights": {%q: {"api_id": %q, "api_name": %q, "versions": [%q]}}, "org_id": "org1"%s}`, apiID, apiID, apiID, version, fields)
 }

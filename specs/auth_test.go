@@ -75,8 +75,14 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 
 	When("the key's session has no access rights at all", func() {
 		It("answers 403, because allow_master_keys is off", func() {
-			key := env.IssueKey(`{"org_id": "org1"}`)
-			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+			env.SetKey("key-without-rights", `{"org_id": "org1"}`)
+			expectGatewayError(env.Get("/orders/", "Authorization", "key-without-rights"), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+		})
+
+		It(`cannot be made by POST /tyk/keys/create: 400, as Tyk answers (mirrors Tyk TestKeyHandler "Create key": "Master keys should be disabled by default")`, func() {
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/keys/create", `{"org_id": "org1"}`)
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(resp.JSON()).To(HaveKeyWithValue("message", "Failed to create key, keys must have at least one Access Rights record set."))
 		})
 	})
 
@@ -223,6 +229,36 @@ var _ = Describe("Where the key is read from", Label("auth"), func() {
 			key := env.IssueKey(grantTo("c"))
 			Expect(env.Get("/c/", "Cookie", "session="+key).StatusCode).To(Equal(http.StatusOK))
 		})
+	})
+})
+
+// Tyk's AccessRightsCheck (gateway/mw_access_rights.go).
+var _ = Describe("Access rights on a versioned API", Label("auth", "version"), func() {
+	var env *specs.Env
+
+	BeforeEach(func() {
+		env = specs.NewEnv(specs.WithAPI(`{
+  "api_id": "versioned", "name": "versioned", "active": true, "use_keyless": false,
+  "auth": {"auth_header_name": "Authorization"},
+  "definition": {"location": "header", "key": "x-api-version"},
+  "proxy": {"listen_path": "/versioned/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "version_data": {"not_versioned": false, "versions": {"v1": {"name": "v1"}, "v2": {"name": "v2"}}}
+}`))
+	})
+
+	It("lets a key through to a version its access right lists", func() {
+		key := env.IssueKey(grantVersion("versioned", "v1"))
+		Expect(env.Get("/versioned/", "Authorization", key, "x-api-version", "v1").StatusCode).To(Equal(http.StatusOK))
+	})
+
+	It("refuses a version the access right does not list with 403", func() {
+		key := env.IssueKey(grantVersion("versioned", "v1"))
+		expectGatewayError(env.Get("/versioned/", "Authorization", key, "x-api-version", "v2"), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+	})
+
+	It("refuses every version to an access right with an empty versions list, as Tyk does", func() {
+		key := env.IssueKey(grantTo("versioned"))
+		expectGatewayError(env.Get("/versioned/", "Authorization", key, "x-api-version", "v1"), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
 	})
 })
 

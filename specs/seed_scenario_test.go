@@ -62,7 +62,7 @@ var _ = Describe("The seed scenario", Label("seed", "jsvm", "slow"), func() {
 				specs.WithWallClock(),
 			)
 			initialExpires := time.Now().Add(time.Minute).Unix()
-			key := env.IssueKey(grantTo(seedAPIID, fmt.Sprintf(`"expires": %d`, initialExpires)))
+			key := env.IssueKey(grantVersion(seedAPIID, "v1", fmt.Sprintf(`"expires": %d`, initialExpires)))
 
 			// send sends n requests from the workers and counts the statuses.
 			send := func(n int64) map[int]int {

@@ -73,7 +73,7 @@ var _ = Describe("The seed API (fixtures/seed/apps/security.json)", Label("seed"
 	When("a request for v1 carries a valid key in the security header", func() {
 		var key string
 		BeforeEach(func() {
-			key = env.IssueKey(grantTo(seedAPIID, `"expires": 0`))
+			key = env.IssueKey(grantVersion(seedAPIID, "v1", `"expires": 0`))
 		})
 
 		It("is forwarded to v1's override_target, without the listen path", func() {

@@ -74,7 +74,8 @@ type State struct {
 type AccessDefinition struct {
 	APIName string `json:"api_name"`
 	APIID   string `json:"api_id"`
-	// Versions the key may use; empty means every version.
+	// Versions the key may use on a versioned API; empty means none
+	// (Tyk's AccessRightsCheck). A not_versioned API needs none.
 	Versions []string `json:"versions"`
 	// AllowedURLs, when any are listed, are the only paths and methods the
 	// key may call on the API (Tyk's granular access).
@@ -171,23 +172,6 @@ func (s *State) Expired(now time.Time) bool {
 	return s.Expires > 0 && now.Unix() > s.Expires
 }
 
-// Allows reports whether the key may call apiID at version. A key with no
-// access rights at all may call nothing.
-func (s *State) Allows(apiID, version string) bool {
-	ad, ok := s.AccessRights[apiID]
-	if !ok {
-		return false
-	}
-	if len(ad.Versions) == 0 {
-		return true
-	}
-	for _, v := range ad.Versions {
-		if v == version {
-			return true
-		}
-	}
-	return false
-}
 
 // appendKnown appends the JSON of the modelled fields, byte for byte what
 // encoding/json writes for plainState, without its reflection: JS

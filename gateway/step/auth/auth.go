@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
@@ -126,20 +127,31 @@ func (t *step) Serve(c *chain.Call) bool {
 		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
 		return false
 	}
-	if !t.allows(st, c.API.APIID, c.Version) {
+	if !t.allows(st, c.API, c.Version) {
 		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
 		return false
 	}
 	return true
 }
 
-// allows applies access_rights; a key without any may call every API only
-// when allow_master_keys is on.
-func (t *step) allows(st *session.State, apiID, version string) bool {
+// allows applies access_rights as Tyk's AccessRightsCheck does: the API
+// must be listed; on a versioned API the version too, so an entry with no
+// versions grants none of them. A key without any access rights may call
+// every API only when allow_master_keys is on (Tyk lets it through
+// whenever it exists, though its control API creates none without that
+// setting).
+func (t *step) allows(st *session.State, api *apidef.APIDefinition, version string) bool {
 	if len(st.AccessRights) == 0 {
 		return t.AllowMasterKeys
 	}
-	return st.Allows(apiID, version)
+	ad, ok := st.AccessRights[api.APIID]
+	if !ok {
+		return false
+	}
+	if api.VersionData.NotVersioned || len(api.VersionData.Versions) == 0 {
+		return true
+	}
+	return slices.Contains(ad.Versions, version)
 }
 
 // fireKeyExpired publishes a KeyExpired event; a full event queue drops it
