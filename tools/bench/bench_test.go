@@ -222,7 +222,7 @@ func benchmarkSeed(b *testing.B, js bool) {
 		return d.DialContext(ctx, network, addr)
 	}
 	_, url := startGateway(b, seedDefinition(b, js), `{"secret": "bench", "enable_jsvm": true}`, gateway.WithDialer(dial))
-	keys := createKeys(b, url, 64, fmt.Sprintf(`{"access_rights": {"**************************000001": {"api_id": "**************************000001"}}, "expires": %d}`, time.Now().Add(time.Hour).Unix()))
+	keys := createKeys(b, url, 64, fmt.Sprintf(`{"access_rights": {"**************************000001": {"api_id": "**************************000001", "versions": ["v1"]}}, "expires": %d}`, time.Now().Add(time.Hour).Unix()))
 	load(b, url+"/security/users/7", func(worker int) http.Header {
 		return http.Header{"Security": {keys[worker%len(keys)]}, "X-Api-Version": {"v1"}}
 	})
