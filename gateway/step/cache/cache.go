@@ -206,7 +206,9 @@ func (rc *responseCache) entryKey(c *chain.Call) string {
 	field(rc.apiID)
 	if c.Key != "" {
 		field("key")
-		field(c.KeyHash())
+		// The key itself, inside this SHA-256: its log hash (Tyk's
+		// murmur32) ignores a key's last bytes, so two keys could share it.
+		field(c.Key)
 		if c.Session != nil {
 			field(c.Session.LastUpdated)
 		} else {
