@@ -43,13 +43,14 @@ func (b *apiBuild) jsMiddleware() (*jsmw.Set, error) {
 		return b.js, nil
 	}
 	set, err := jsmw.Compile(b.def, jsmw.Options{
-		EnableJSVM:  b.g.cfg.EnableJSVM,
-		Timeout:     b.g.cfg.JSTimeout(),
-		Log:         b.g.log,
-		RawLog:      b.g.rawLog,
-		Host:        &jsHost{g: b.g, def: b.def},
-		Client:      &http.Client{Transport: b.g.transport},
-		ResolvePath: b.g.cfg.ResolvePath,
+		EnableJSVM:    b.g.cfg.EnableJSVM,
+		Timeout:       b.g.cfg.JSTimeout(),
+		Log:           b.g.log,
+		RawLog:        b.g.rawLog,
+		Host:          &jsHost{g: b.g, def: b.def},
+		Client:        &http.Client{Transport: b.g.transport},
+		ResolvePath:   b.g.cfg.ResolvePath,
+		MaxScriptSize: b.g.cfg.ScriptSizeLimit(),
 	})
 	if err != nil {
 		return nil, err

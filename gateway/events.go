@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/conffile"
 	"github.com/tollgate/tollgate/gateway/event"
 )
 
@@ -59,12 +61,16 @@ func (g *Gateway) compileEventHandlers(sec apidef.EventHandlerSection, field str
 					continue
 				}
 				hook, ws, err := event.NewWebhook(conf, event.WebhookOptions{
-					TemplateDir: g.cfg.TemplateDir(),
-					Client:      &http.Client{Transport: g.transport, Timeout: webhookTimeout},
-					Store:       g.store.Client,
-					Now:         g.now,
-					Log:         g.log,
+					TemplateDir:     g.cfg.TemplateDir(),
+					MaxTemplateSize: g.cfg.ScriptSizeLimit(),
+					Client:          &http.Client{Transport: g.transport, Timeout: webhookTimeout},
+					Store:           g.store.Client,
+					Now:             g.now,
+					Log:             g.log,
 				})
+				if errors.Is(err, conffile.ErrTooLarge) {
+					err = fmt.Errorf("%w (max_script_size in tyk.conf)", err)
+				}
 				if err != nil {
 					return nil, nil, fmt.Errorf("%s.handler_meta: %w", at, err)
 				}

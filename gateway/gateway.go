@@ -241,7 +241,7 @@ func (g *Gateway) APIs() []*apidef.APIDefinition {
 func (g *Gateway) Reload() error {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	defs, warnings, loadErr := apidef.LoadAPIDefinitions(g.cfg.AppDir())
+	defs, warnings, loadErr := apidef.LoadAPIDefinitions(g.cfg.AppDir(), g.cfg.APIDefinitionSizeLimit())
 	for _, w := range warnings {
 		g.log.Warn(w)
 	}

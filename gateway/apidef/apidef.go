@@ -5,7 +5,7 @@
 // the file.
 //
 //	cfg, warnings, err := apidef.LoadConfig("tyk.conf")
-//	defs, warnings, err := apidef.LoadAPIDefinitions(cfg.AppDir())
+//	defs, warnings, err := apidef.LoadAPIDefinitions(cfg.AppDir(), cfg.APIDefinitionSizeLimit())
 package apidef
 
 import (
@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/tollgate/tollgate/gateway/conffile"
 )
 
 // APIDefinition is one Tyk API definition file. JSON names are Tyk's. Only
@@ -312,7 +314,12 @@ func ParseTarget(raw string) (*url.URL, error) {
 // file and the field or line; the other files still load. Inactive APIs
 // are skipped without error. Two files with the same api_id or
 // listen_path: the first (by name) wins, the second is an error.
-func LoadAPIDefinitions(dir string) ([]*APIDefinition, Warnings, error) {
+//
+// Only regular files up to maxSize bytes (<= 0: conffile.DefaultMaxSize)
+// are read: a named pipe, a device (a link to /dev/zero, say) or a larger
+// file is an error naming it, found without reading it, so no file can
+// hold a load up or fill memory.
+func LoadAPIDefinitions(dir string, maxSize int64) ([]*APIDefinition, Warnings, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("app_path: %w", err)
@@ -332,8 +339,11 @@ func LoadAPIDefinitions(dir string) ([]*APIDefinition, Warnings, error) {
 		byPath   = map[string]string{}
 	)
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := conffile.Read(f, maxSize)
 		if err != nil {
+			if errors.Is(err, conffile.ErrTooLarge) {
+				err = fmt.Errorf("%w (max_api_definition_size in tyk.conf)", err)
+			}
 			errs = append(errs, fmt.Errorf("loading API definition: %w", err))
 			continue
 		}

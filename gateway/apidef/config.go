@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/gateway/conffile"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
 )
@@ -86,6 +86,15 @@ type Config struct {
 	// JSVMTimeout bounds each JS middleware run, in seconds. Default 5. A
 	// run that takes longer is interrupted and the request gets 500.
 	JSVMTimeout float64 `json:"jsvm_timeout"`
+	// MaxAPIDefinitionSize (tollgate's own) is the largest API definition
+	// file read from app_path, in bytes. Default 4 MiB. A larger file is a
+	// load error naming it; GET /tyk/apis, which returns the definitions
+	// as read, is bounded by it too.
+	MaxAPIDefinitionSize int64 `json:"max_api_definition_size"`
+	// MaxScriptSize (tollgate's own) is the largest JS middleware file or
+	// webhook template read, in bytes. Default 4 MiB. A larger file fails
+	// the load of the API (or tyk.conf's event handler) naming it.
+	MaxScriptSize int64 `json:"max_script_size"`
 	// EnableAnalytics records every request (time, API, method, path,
 	// status, latency, hashed key, client IP) to the Redis list
 	// analytics-tyk-system-analytics, in batches, off the request path.
@@ -226,6 +235,22 @@ func (c *Config) JSTimeout() time.Duration {
 	return time.Duration(c.JSVMTimeout * float64(time.Second))
 }
 
+// APIDefinitionSizeLimit is max_api_definition_size with its default.
+func (c *Config) APIDefinitionSizeLimit() int64 {
+	if c.MaxAPIDefinitionSize <= 0 {
+		return conffile.DefaultMaxSize
+	}
+	return c.MaxAPIDefinitionSize
+}
+
+// ScriptSizeLimit is max_script_size with its default.
+func (c *Config) ScriptSizeLimit() int64 {
+	if c.MaxScriptSize <= 0 {
+		return conffile.DefaultMaxSize
+	}
+	return c.MaxScriptSize
+}
+
 // HealthPath is the path of the health endpoint, e.g. "/hello".
 func (c *Config) HealthPath() string {
 	name := strings.Trim(c.HealthCheckEndpointName, "/")
@@ -242,9 +267,11 @@ type Warnings []string
 // LoadConfig reads tyk.conf. A file that is not valid JSON, has a value of
 // the wrong type, or names a key twice is an error naming the file and the
 // line or field. Settings tollgate does not implement come back as a
-// warning, listed together, so nobody believes they took effect.
+// warning, listed together, so nobody believes they took effect. Like
+// every configuration file, tyk.conf must be a regular file of at most
+// conffile.DefaultMaxSize bytes.
 func LoadConfig(path string) (*Config, Warnings, error) {
-	data, err := os.ReadFile(path)
+	data, err := conffile.Read(path, conffile.DefaultMaxSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}
@@ -282,6 +309,12 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	}
 	if err := cfg.SessionOptions().Validate(); err != nil {
 		return nil, nil, err
+	}
+	switch {
+	case cfg.MaxAPIDefinitionSize < 0:
+		return nil, nil, fmt.Errorf("max_api_definition_size: %d is negative; give a size in bytes, or 0 for the default", cfg.MaxAPIDefinitionSize)
+	case cfg.MaxScriptSize < 0:
+		return nil, nil, fmt.Errorf("max_script_size: %d is negative; give a size in bytes, or 0 for the default", cfg.MaxScriptSize)
 	}
 	if cfg.MinTokenLength < 0 {
 		return nil, nil, fmt.Errorf("min_token_length: %d is negative", cfg.MinTokenLength)

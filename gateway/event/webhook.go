@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/gateway/conffile"
 )
 
 // UserAgent is the User-Agent of every webhook request.
@@ -67,6 +68,10 @@ type WebhookConfig struct {
 type WebhookOptions struct {
 	// TemplateDir is tyk.conf's template_path, already resolved.
 	TemplateDir string
+	// MaxTemplateSize bounds the template file, in bytes (tyk.conf's
+	// max_script_size); <= 0 means conffile.DefaultMaxSize. Only a regular
+	// file is read: a named pipe or a device is an error naming it.
+	MaxTemplateSize int64
 	// Client sends the requests. It must have a Timeout, since Handle runs
 	// on one of the bus's few workers. Default: DefaultWebhookTimeout on
 	// http.DefaultTransport.
@@ -181,7 +186,7 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(o.TemplateDir, file)
 	}
-	src, err := os.ReadFile(file)
+	src, err := conffile.Read(file, o.MaxTemplateSize)
 	if err != nil {
 		return fail("template_path %q: %w", conf.TemplatePath, err)
 	}

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/conffile"
 	"github.com/tollgate/tollgate/gateway/jsvm"
 )
 
@@ -41,6 +41,9 @@ type Options struct {
 	Client *http.Client
 	// ResolvePath resolves a middleware's path as tyk.conf's paths are.
 	ResolvePath func(string) string
+	// MaxScriptSize bounds each middleware file, in bytes (tyk.conf's
+	// max_script_size); <= 0 means conffile.DefaultMaxSize.
+	MaxScriptSize int64
 }
 
 // Set is an API's JS middleware: one compiled Program and a step per
@@ -98,7 +101,10 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 				return nil, fmt.Errorf("%s.name: missing; name the middleware's global variable", field)
 			}
 			path := o.ResolvePath(md.Path)
-			code, err := os.ReadFile(path)
+			code, err := conffile.Read(path, o.MaxScriptSize)
+			if errors.Is(err, conffile.ErrTooLarge) {
+				err = fmt.Errorf("%w (max_script_size in tyk.conf)", err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s.path: %w", field, err)
 			}
