@@ -51,6 +51,7 @@ func (b *apiBuild) jsMiddleware() (*jsmw.Set, error) {
 		Client:        &http.Client{Transport: b.g.transport},
 		ResolvePath:   b.g.cfg.ResolvePath,
 		MaxScriptSize: b.g.cfg.ScriptSizeLimit(),
+		Memory:        b.g.jsMemory,
 	})
 	if err != nil {
 		return nil, err

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/event"
+	"github.com/tollgate/tollgate/gateway/jsvm"
 	"github.com/tollgate/tollgate/gateway/limit"
 	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/gateway/session"
@@ -67,6 +70,9 @@ type Gateway struct {
 
 	analytics *analytics.Recorder // nil when enable_analytics is off
 	debug     *debugEndpoints     // profiler and summary; debug_listen's listener
+	// jsMemory stops JS runs past jsvm_memory_limit; nil when
+	// enable_jsvm is off.
+	jsMemory *jsvm.MemoryBudget
 
 	// notify carries reloads and key changes between the gateways of a
 	// deployment over Redis pub/sub; nil without node_secret or secret.
@@ -172,6 +178,10 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	if cfg.EnableAnalytics {
 		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig)
+	}
+	if cfg.EnableJSVM {
+		g.jsMemory = jsvm.NewMemoryBudget(jsvm.MemoryOptions{Limit: cfg.JSMemoryLimit(), Log: g.log})
+		g.log.Info("JS memory limit", "limit_mib", g.jsMemory.Limit()>>20, "from", jsMemorySource(cfg))
 	}
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
@@ -389,7 +399,7 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 // stops the debug listener, delivers queued events
 // until ctx ends (then cuts off webhooks in flight and drops the rest),
 // writes the analytics records still buffered,
-// ends its cluster-notification subscription,
+// ends its cluster-notification subscription, stops the JS memory watcher,
 // closes idle upstream connections and the store it opened (including the
 // embedded cluster). Stop the Server in front of it first so no request is
 // in flight. Later calls do nothing and return nil.
@@ -410,6 +420,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.notify != nil {
 			notifyErr = g.notify.Close(ctx)
 		}
+		g.jsMemory.Close()
 		g.transport.CloseIdleConnections()
 		err = errors.Join(debugErr, evErr, anErr, notifyErr, g.store.Close())
 	})
@@ -417,6 +428,18 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// jsMemorySource says where the JS memory limit comes from, for the log.
+func jsMemorySource(cfg *Config) string {
+	switch {
+	case cfg.JSMemoryLimit() > 0:
+		return "jsvm_memory_limit"
+	case debug.SetMemoryLimit(-1) != math.MaxInt64:
+		return "half of GOMEMLIMIT"
+	default:
+		return "default"
+	}
 }
 
 // errAlreadyShutDown marks a Shutdown call after the first: it has nothing

@@ -86,6 +86,16 @@ type Config struct {
 	// JSVMTimeout bounds each JS middleware run, in seconds. Default 5. A
 	// run that takes longer is interrupted and the request gets 500.
 	JSVMTimeout float64 `json:"jsvm_timeout"`
+	// JSVMMemoryLimit (tollgate's own) is the Go heap, in MB (MiB), past
+	// which the JS runs in flight are stopped: their requests get 500
+	// (js_memory_limit), their VMs are discarded and the garbage is
+	// collected; scripts loading at (re)load fail that API's load. otto
+	// has no memory limit of its own, so one script growing a string
+	// could otherwise take the process down. Default 0: half of
+	// GOMEMLIMIT when it is set, else 512. The heap is the process's, so
+	// the limit must leave room for what the gateway itself holds (see
+	// jsvm.MemoryBudget).
+	JSVMMemoryLimit int `json:"jsvm_memory_limit"`
 	// MaxAPIDefinitionSize (tollgate's own) is the largest API definition
 	// file read from app_path, in bytes. Default 4 MiB. A larger file is a
 	// load error naming it; GET /tyk/apis, which returns the definitions
@@ -235,6 +245,15 @@ func (c *Config) JSTimeout() time.Duration {
 	return time.Duration(c.JSVMTimeout * float64(time.Second))
 }
 
+// JSMemoryLimit is jsvm_memory_limit in bytes; 0 when it is not set, for
+// jsvm.NewMemoryBudget's default.
+func (c *Config) JSMemoryLimit() uint64 {
+	if c.JSVMMemoryLimit <= 0 {
+		return 0
+	}
+	return uint64(c.JSVMMemoryLimit) << 20
+}
+
 // APIDefinitionSizeLimit is max_api_definition_size with its default.
 func (c *Config) APIDefinitionSizeLimit() int64 {
 	if c.MaxAPIDefinitionSize <= 0 {
@@ -311,6 +330,8 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 		return nil, nil, err
 	}
 	switch {
+	case cfg.JSVMMemoryLimit < 0:
+		return nil, nil, fmt.Errorf("jsvm_memory_limit: %d is negative; give the heap size in MB past which JS runs are stopped, or 0 for the default", cfg.JSVMMemoryLimit)
 	case cfg.MaxAPIDefinitionSize < 0:
 		return nil, nil, fmt.Errorf("max_api_definition_size: %d is negative; give a size in bytes, or 0 for the default", cfg.MaxAPIDefinitionSize)
 	case cfg.MaxScriptSize < 0:

@@ -40,6 +40,11 @@
 // TykMakeHttpRequest's client carries the same deadline, so a blocking Go
 // call ends with the script.
 //
+// otto has no memory limit of its own. With Config.Memory, a MemoryBudget
+// watches the heap while runs are in flight and, past its limit, stops
+// them all the same way (ErrMemoryLimit), scripts loading in Compile
+// included; see MemoryBudget.
+//
 // With an Interrupt channel set, otto calls runtime.Gosched before every
 // statement and expression it evaluates, and every JS function call costs
 // a scope and an arguments object; creating objects and properties is most

@@ -53,6 +53,9 @@ type Config struct {
 	// Client makes TykMakeHttpRequest's requests, each bounded by the run's
 	// time; nil means http.DefaultClient.
 	Client *http.Client
+	// Memory stops runs, and the scripts' load in Compile, when the heap
+	// passes its limit (ErrMemoryLimit); nil means no memory limit.
+	Memory *MemoryBudget
 	// MaxIdle is how many idle VMs a Program keeps for reuse; <= 0 means
 	// 2*GOMAXPROCS.
 	MaxIdle int
@@ -96,6 +99,8 @@ type Stats struct {
 	VMsDiscarded uint64
 	// Timeouts counts runs that ended with ErrTimeout.
 	Timeouts uint64
+	// MemoryStops counts runs that ended with ErrMemoryLimit.
+	MemoryStops uint64
 	// Idle is how many VMs wait for reuse now.
 	Idle int
 }
@@ -104,6 +109,7 @@ type Stats struct {
 // use: each run gets a VM of its own.
 type Program struct {
 	timeout time.Duration
+	mem     *MemoryBudget // nil: no memory limit
 	log     *slog.Logger
 	rawMu   sync.Mutex // rawlog writes may come from many runs at once
 	rawLog  io.Writer
@@ -120,15 +126,29 @@ type Program struct {
 	idle chan *vm
 	vms  sync.Map // *otto.Otto → *vm, for the Go functions to find their run
 
-	runs, created, discarded, timeouts atomic.Uint64
+	// loading is the file Compile is running, for its errors.
+	loading string
+
+	runs, created, discarded, timeouts, memoryStops atomic.Uint64
 }
 
 // Compile runs the tyk.js wrapper and then every source, in order, in one
 // VM that becomes the template of every run's VM. A syntax error, an
 // exception, or a Source whose Name is not a middleware object afterwards
 // is a *ScriptError naming the file and, when known, the line. Scripts
-// that run longer than the timeout fail with ErrTimeout.
+// that run longer than the timeout fail with ErrTimeout, and scripts that
+// grow the heap past Config.Memory's limit with ErrMemoryLimit; both
+// errors name the file.
 func Compile(spec Spec, sources []Source, cfg Config) (*Program, error) {
+	p, out, err := compile(spec, sources, cfg)
+	if out.memory {
+		// The template is out of reach now: collect what its scripts left.
+		cfg.Memory.settle()
+	}
+	return p, err
+}
+
+func compile(spec Spec, sources []Source, cfg Config) (*Program, outcome, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -149,6 +169,7 @@ func Compile(spec Spec, sources []Source, cfg Config) (*Program, error) {
 	}
 	p := &Program{
 		timeout: cfg.Timeout,
+		mem:     cfg.Memory,
 		log:     cfg.Log.With("prefix", "jsvm", "api_id", spec.APIID),
 		rawLog:  cfg.RawLog,
 		host:    cfg.Host,
@@ -162,26 +183,31 @@ func Compile(spec Spec, sources []Source, cfg Config) (*Program, error) {
 
 	tmpl := otto.New()
 	if err := p.install(tmpl); err != nil {
-		return nil, fmt.Errorf("installing the JS API: %w", err)
+		return nil, outcome{}, fmt.Errorf("installing the JS API: %w", err)
 	}
 	v := p.track(tmpl)
 	defer p.vms.Delete(tmpl)
 	// The template never runs again, so an interrupt left pending after a
 	// late expiry does no harm; Copy does not copy the Interrupt channel.
-	expired, err := p.guarded(context.Background(), v, func() error { return p.initTemplate(tmpl, sources) })
-	if err != nil {
-		if expired {
-			return nil, fmt.Errorf("initialising scripts: %w after %s", ErrTimeout, p.timeout)
-		}
-		return nil, err
+	out, err := p.guarded(context.Background(), v, func() error { return p.initTemplate(tmpl, sources) })
+	switch {
+	case out.memory:
+		return nil, out, fmt.Errorf("%s: %w while the script loaded (heap %d MiB, limit %d MiB)",
+			p.loading, ErrMemoryLimit, out.heap>>20, p.mem.Limit()>>20)
+	case err != nil && out.expired:
+		return nil, out, fmt.Errorf("%s: %w after %s while the script loaded", p.loading, ErrTimeout, p.timeout)
+	case err != nil:
+		return nil, out, err
 	}
 	p.template = tmpl
-	return p, nil
+	p.loading = ""
+	return p, out, nil
 }
 
 // initTemplate loads the wrapper and the sources into tmpl and records the
 // global names they leave, the baseline every reused VM is reset to.
 func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
+	p.loading = "tyk.js"
 	if err := load(tmpl, "tyk.js", tykJS); err != nil {
 		return err
 	}
@@ -196,6 +222,7 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 		if file == "" {
 			file = src.Name + ".js"
 		}
+		p.loading = file
 		if err := load(tmpl, file, src.Code); err != nil {
 			return err
 		}
@@ -318,17 +345,27 @@ func hasRequest(out otto.Value) bool {
 }
 
 // Run runs the middleware called name on the caller's goroutine and returns
-// what it returned. The run ends after Config.Timeout (ErrTimeout) or when
-// ctx ends (ctx's error); a JS exception is a *ScriptError. The VM of a run
-// that failed is discarded, so later runs never see its state.
+// what it returned. The run ends after Config.Timeout (ErrTimeout), when
+// ctx ends (ctx's error) or when Config.Memory stops it (ErrMemoryLimit);
+// a JS exception is a *ScriptError. The VM of a run that failed or was
+// interrupted is discarded, so later runs never see its state.
 func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON []byte) (*Result, error) {
+	res, out, err := p.run(ctx, name, req, sessionJSON)
+	if out.memory {
+		// The run's VM is out of reach now that run has returned.
+		p.mem.settle()
+	}
+	return res, err
+}
+
+func (p *Program) run(ctx context.Context, name string, req Request, sessionJSON []byte) (*Result, outcome, error) {
 	p.runs.Add(1)
 	file, ok := p.files[name]
 	if !ok {
-		return nil, fmt.Errorf("running %s: no such middleware", name)
+		return nil, outcome{}, fmt.Errorf("running %s: no such middleware", name)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("running %s: %w", name, err)
+		return nil, outcome{}, fmt.Errorf("running %s: %w", name, err)
 	}
 	session := "{}"
 	if len(sessionJSON) > 0 {
@@ -340,7 +377,7 @@ func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON
 		res                 *Result
 		resultErr, resetErr error
 	)
-	expired, err := p.guarded(ctx, v, func() error {
+	out, err := p.guarded(ctx, v, func() error {
 		if v.entries == nil {
 			if err := p.setup(v); err != nil {
 				return err
@@ -357,7 +394,7 @@ func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON
 		return nil
 	})
 	switch {
-	case err != nil || expired || p.fresh:
+	case err != nil || out.interrupted() || p.fresh:
 		p.discard(v)
 	case resetErr != nil:
 		p.log.Warn("discarding a VM that could not be reset", "middleware", name, "error", resetErr)
@@ -367,19 +404,22 @@ func (p *Program) Run(ctx context.Context, name string, req Request, sessionJSON
 	}
 
 	if err != nil {
-		if expired {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("running %s: %w", name, ctx.Err())
-			}
+		switch {
+		case out.memory:
+			p.memoryStops.Add(1)
+			return nil, out, fmt.Errorf("running %s: %w (heap %d MiB, limit %d MiB)", name, ErrMemoryLimit, out.heap>>20, p.mem.Limit()>>20)
+		case out.expired && ctx.Err() != nil:
+			return nil, out, fmt.Errorf("running %s: %w", name, ctx.Err())
+		case out.expired:
 			p.timeouts.Add(1)
-			return nil, fmt.Errorf("running %s: %w after %s", name, ErrTimeout, p.timeout)
+			return nil, out, fmt.Errorf("running %s: %w after %s", name, ErrTimeout, p.timeout)
 		}
-		return nil, fmt.Errorf("running %s: %w", name, err)
+		return nil, out, fmt.Errorf("running %s: %w", name, err)
 	}
 	if resultErr != nil {
-		return nil, fmt.Errorf("running %s: %w", name, resultErr)
+		return nil, out, fmt.Errorf("running %s: %w", name, resultErr)
 	}
-	return res, nil
+	return res, out, nil
 }
 
 // Stats returns the Program's counters.
@@ -389,6 +429,7 @@ func (p *Program) Stats() Stats {
 		VMsCreated:   p.created.Load(),
 		VMsDiscarded: p.discarded.Load(),
 		Timeouts:     p.timeouts.Load(),
+		MemoryStops:  p.memoryStops.Load(),
 		Idle:         len(p.idle),
 	}
 }

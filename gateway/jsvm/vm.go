@@ -16,6 +16,10 @@ type vm struct {
 	ctx context.Context
 	// interrupt asks the running script to stop; armed per run.
 	interrupt func()
+	// api is the Program's API, for the MemoryBudget's log.
+	api string
+	// mem is the VM's part in the Program's MemoryBudget.
+	mem memState
 
 	// defined is set when the running script called Object.defineProperty
 	// or Object.defineProperties, the only ways to add a global that
@@ -83,7 +87,7 @@ func (p *Program) hookDefine(tmpl *otto.Otto) error {
 // the script is already being stopped.
 func (p *Program) track(js *otto.Otto) *vm {
 	js.Interrupt = make(chan func(), 1)
-	v := &vm{js: js}
+	v := &vm{js: js, api: p.spec.APIID}
 	var halt func()
 	halt = func() {
 		// A script can catch the panic with try/catch; leave the request
@@ -132,23 +136,43 @@ func (p *Program) discard(v *vm) {
 	p.discarded.Add(1)
 }
 
-// guarded runs f with v armed to stop when ctx ends or the timeout passes,
-// whichever is first. expired reports that the run's context ended before
-// f returned: the interrupt may then be pending, so v must not run again,
-// and an error f returned is the consequence (a Go call cut off by the
-// deadline, say). The timer is the context's own (time.AfterFunc
-// underneath) and context.AfterFunc starts a goroutine only when it fires;
-// nothing is left running once guarded returns.
-func (p *Program) guarded(ctx context.Context, v *vm, f func() error) (expired bool, err error) {
+// outcome is how a guarded call ended.
+type outcome struct {
+	// expired: the run's context ended (its timeout, or ctx) before f
+	// returned; an error f returned is the consequence (a Go call cut off
+	// by the deadline, say).
+	expired bool
+	// memory: the MemoryBudget stopped the run; heap is what it saw.
+	memory bool
+	heap   uint64
+}
+
+// interrupted reports that an interrupt may be pending in the VM, which
+// must then not run again.
+func (o outcome) interrupted() bool { return o.expired || o.memory }
+
+// guarded runs f with v armed to stop when ctx ends, the timeout passes or
+// the Program's MemoryBudget says so, whichever is first. The timer is the
+// context's own (time.AfterFunc underneath) and context.AfterFunc starts a
+// goroutine only when it fires; nothing is left running once guarded
+// returns. A run the budget stopped must call p.mem.settle once v is
+// dropped.
+func (p *Program) guarded(ctx context.Context, v *vm, f func() error) (out outcome, err error) {
 	runCtx, cancel := context.WithTimeout(ctx, p.timeout)
 	v.ctx = runCtx
 	stop := context.AfterFunc(runCtx, v.interrupt)
+	if p.mem != nil {
+		p.mem.enter(v, cancel)
+	}
 	err = protect(f)
+	if p.mem != nil {
+		out.memory, out.heap = p.mem.leave(v)
+	}
 	// The context is done before its AfterFunc is started, so check both.
-	expired = !stop() || runCtx.Err() != nil
+	out.expired = !stop() || runCtx.Err() != nil
 	cancel()
 	v.ctx = nil
-	return expired, err
+	return out, err
 }
 
 // protect turns a panic in f (the interrupt, or a bug in otto) into an

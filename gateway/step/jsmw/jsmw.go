@@ -44,6 +44,9 @@ type Options struct {
 	// MaxScriptSize bounds each middleware file, in bytes (tyk.conf's
 	// max_script_size); <= 0 means conffile.DefaultMaxSize.
 	MaxScriptSize int64
+	// Memory stops the API's JS runs, and its scripts' load, when the heap
+	// passes its limit; nil means none.
+	Memory *jsvm.MemoryBudget
 }
 
 // Set is an API's JS middleware: one compiled Program and a step per
@@ -128,6 +131,7 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 		RawLog:  o.RawLog,
 		Host:    o.Host,
 		Client:  o.Client,
+		Memory:  o.Memory,
 		// Idle VMs kept for reuse: enough for the requests a gateway runs
 		// at once, so a burst does not copy VMs afresh. An idle VM holds
 		// the compiled scripts' heap, tens of KiB for small middleware.
@@ -177,10 +181,14 @@ func (m *middleware) Serve(c *chain.Call) bool {
 		if c.Key != "" {
 			log = log.With("key_hash", c.KeyHash())
 		}
-		if errors.Is(err, jsvm.ErrTimeout) {
+		switch {
+		case errors.Is(err, jsvm.ErrTimeout):
 			log.Error("JS middleware timed out", "error", err)
 			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSTimeout, chain.MsgJSTimeout)
-		} else {
+		case errors.Is(err, jsvm.ErrMemoryLimit):
+			log.Error("JS middleware stopped at the memory limit", "error", err)
+			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSMemory, chain.MsgJSMemory)
+		default:
 			log.Error("JS middleware failed", "error", err)
 			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSError, chain.MsgJSError)
 		}
