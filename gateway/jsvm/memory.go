@@ -191,8 +191,7 @@ func (b *MemoryBudget) Check() time.Duration {
 	var apis []string
 	b.running.Range(func(k, _ any) bool {
 		v := k.(*vm)
-		if v.stopForMemory(heap) {
-			b.pending.Add(1)
+		if v.stopForMemory(b, heap) {
 			if !slices.Contains(apis, v.api) {
 				apis = append(apis, v.api)
 			}
@@ -257,13 +256,16 @@ type memState struct {
 }
 
 // stopForMemory interrupts v's run if one is in flight and was not
-// stopped yet, and reports whether it did.
-func (v *vm) stopForMemory(heap uint64) bool {
+// stopped yet, and reports whether it did. The run is counted in
+// b.pending before it can see the interrupt, so its settle never comes
+// first.
+func (v *vm) stopForMemory(b *MemoryBudget, heap uint64) bool {
 	v.mem.Lock()
 	defer v.mem.Unlock()
 	if !v.mem.active || v.mem.stopped {
 		return false
 	}
+	b.pending.Add(1)
 	v.mem.stopped, v.mem.heap = true, heap
 	v.interrupt()
 	v.mem.cancel()
