@@ -77,7 +77,9 @@ func parseError(e *parser.Error) *ScriptError {
 
 // firstLocation finds the innermost script position in otto's stack trace,
 // whose lines look like "    at callee (file:line:column)" or
-// "    at file:line:column".
+// "    at file:line:column". Frames of tollgate's own helpers (guardJS,
+// hookJS), which run without a file name as <anonymous>, are skipped: the
+// error belongs to the script that called them.
 func firstLocation(trace string) (file string, line int, ok bool) {
 	lines := strings.Split(trace, "\n")
 	for _, l := range lines[1:] {
@@ -100,7 +102,7 @@ func firstLocation(trace string) (file string, line int, ok bool) {
 			continue
 		}
 		n, err := strconv.Atoi(rest[c+1:])
-		if err != nil || n <= 0 {
+		if err != nil || n <= 0 || rest[:c] == "<anonymous>" {
 			continue
 		}
 		return rest[:c], n, true

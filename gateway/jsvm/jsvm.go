@@ -217,6 +217,9 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 	if err := p.hookDefine(tmpl); err != nil {
 		return err
 	}
+	if err := guardBuiltins(tmpl); err != nil {
+		return err
+	}
 	for _, src := range sources {
 		file := src.File
 		if file == "" {

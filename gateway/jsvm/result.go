@@ -187,6 +187,10 @@ func (r *reader) list(name string) (*reader, int) {
 		r.fail(name, "an array")
 		return nil, 0
 	}
+	if n > MaxArrayLength {
+		r.fail(name, fmt.Sprintf("an array of at most %d elements", MaxArrayLength))
+		return nil, 0
+	}
 	return arr, int(n)
 }
 

@@ -144,6 +144,9 @@ func (s *stringifier) array(dst []byte, arr *otto.Object) []byte {
 	s.check(err)
 	n, err := length.ToInteger()
 	s.check(err)
+	if n > MaxArrayLength {
+		panic(s.call.Otto.MakeRangeError(tooLong("JSON.stringify", n)))
+	}
 	dst = append(dst, '[')
 	for i := range n {
 		if i > 0 {
