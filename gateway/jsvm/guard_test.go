@@ -52,10 +52,12 @@ var _ = Describe("Array lengths a builtin walks in one call", Label("limits-host
 		})
 	})
 
-	When("an array is exactly MaxArrayLength long", func() {
-		It("is joined as usual", func(ctx SpecContext) {
-			headers := env.RunBody(ctx, `request.SetHeaders["X-Length"] = String(new Array(`+strconv.Itoa(jsvm.MaxArrayLength)+`).join("").length);`)
-			Expect(headers["X-Length"]).To(Equal("0"))
+	When("an array-like is exactly MaxArrayLength long", func() {
+		It("is searched as usual", func(ctx SpecContext) {
+			// indexOf finds index 0 at once, so the spec does not wait for
+			// otto to walk a million indexes.
+			headers := env.RunBody(ctx, `request.SetHeaders["X-Index"] = String(Array.prototype.indexOf.call({length: `+strconv.Itoa(jsvm.MaxArrayLength)+`, 0: "x"}, "x"));`)
+			Expect(headers["X-Index"]).To(Equal("0"))
 		})
 	})
 
