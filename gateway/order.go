@@ -161,8 +161,7 @@ func buildAuth(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildGranular(b *apiBuild) ([]chain.Step, error) {
-	o := b.g.cfg.HTTPServerOptions
-	return []chain.Step{granular.New(granular.Matching{Prefix: o.EnablePathPrefixMatching, Suffix: o.EnablePathSuffixMatching}, b.log)}, nil
+	return []chain.Step{granular.New(b.g.cfg.HTTPServerOptions.PathMatching(), b.log)}, nil
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {

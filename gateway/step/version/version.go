@@ -154,7 +154,7 @@ func compilePathRule(at string, e apidef.EndpointMeta) (pathRule, []string) {
 	if len(rule.methods) == 0 {
 		warnings = append(warnings, fmt.Sprintf("%s.method_actions: empty, so the entry matches no request", at))
 	}
-	re, w := apidef.CompilePath(at+".path", e.Path)
+	re, w := apidef.CompilePath(at+".path", e.Path, apidef.PathMatching{}, false)
 	if w != "" {
 		warnings = append(warnings, w)
 	}
