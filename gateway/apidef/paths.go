@@ -53,20 +53,27 @@ func PreparePath(pattern string, m PathMatching) string {
 // regular expression PreparePath makes, found anywhere in the path unless
 // anchored, case-insensitive when ignoreCase. A path that is not a valid
 // regular expression (the seed's redacted "authorization/***") is matched
-// as literal text, with a warning naming field, rather than refusing the
-// API (Tyk keeps no usable pattern: a request that reaches the entry
-// fails).
+// as literal text, anchored as m says, with a warning naming field, rather
+// than refusing the API (Tyk keeps no usable pattern: a request that
+// reaches the entry fails).
 func CompilePath(field, path string, m PathMatching, ignoreCase bool) (*regexp.Regexp, string) {
 	flags := ""
 	if ignoreCase {
 		flags = "(?i)"
 	}
 	re, err := regexp.Compile(flags + PreparePath(path, m))
-	if err != nil {
-		return regexp.MustCompile(flags + regexp.QuoteMeta(path)),
-			fmt.Sprintf("%s: %q is not a valid regular expression (%v); it is matched as literal text", field, path, err)
+	if err == nil {
+		return re, ""
 	}
-	return re, ""
+	literal := regexp.QuoteMeta(path)
+	if m.Prefix && strings.HasPrefix(path, "/") {
+		literal = "^" + literal
+	}
+	if m.Suffix {
+		literal += "$"
+	}
+	return regexp.MustCompile(flags + literal),
+		fmt.Sprintf("%s: %q is not a valid regular expression (%v); it is matched as literal text", field, path, err)
 }
 
 // The hooks JS middleware runs at, as named in custom_middleware.
