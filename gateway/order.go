@@ -20,8 +20,9 @@ import (
 //	                  headers on every response, errors included
 //	version           resolve the version (header, url-param or url),
 //	                  refuse missing, unknown or expired versions; apply
-//	                  extended_paths: black_list and white_list refuse,
-//	                  ignored marks the request as needing no key
+//	                  extended_paths (or the legacy paths): black_list and
+//	                  white_list refuse, ignored marks the request as
+//	                  needing no key, a reply action answers
 //	JS pre            custom_middleware.pre, with an empty session
 //	auth              read the key (header, param or cookie), load its
 //	                  session, refuse missing, unknown, inactive or expired
@@ -137,7 +138,8 @@ func buildCORS(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildVersion(b *apiBuild) ([]chain.Step, error) {
-	s, ws, err := version.New(b.def, b.g.transport, b.g.log)
+	m := version.Matching{PathMatching: b.g.cfg.HTTPServerOptions.PathMatching(), IgnoreCase: b.g.cfg.IgnoreEndpointCase}
+	s, ws, err := version.New(b.def, m, b.g.transport, b.g.log)
 	return one(s, ws, err, b)
 }
 
@@ -161,8 +163,7 @@ func buildAuth(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildGranular(b *apiBuild) ([]chain.Step, error) {
-	o := b.g.cfg.HTTPServerOptions
-	return []chain.Step{granular.New(granular.Matching{Prefix: o.EnablePathPrefixMatching, Suffix: o.EnablePathSuffixMatching}, b.log)}, nil
+	return []chain.Step{granular.New(b.g.cfg.HTTPServerOptions.PathMatching(), b.log)}, nil
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {

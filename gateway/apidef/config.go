@@ -109,6 +109,9 @@ type Config struct {
 	// HTTPServerOptions are Tyk's http_server_options; tollgate acts on
 	// the path-matching switches.
 	HTTPServerOptions HTTPServerOptions `json:"http_server_options"`
+	// IgnoreEndpointCase matches the paths of every API's extended_paths
+	// and paths case-insensitively.
+	IgnoreEndpointCase bool `json:"ignore_endpoint_case"`
 	// DebugListen is tollgate's own setting: a loopback address (e.g.
 	// "127.0.0.1:6060"; port 0 picks one) where the same debug endpoints
 	// are served without the secret. Any other address is refused at
@@ -122,10 +125,11 @@ type Config struct {
 
 // HTTPServerOptions is tyk.conf's http_server_options.
 type HTTPServerOptions struct {
-	// EnablePathPrefixMatching anchors the paths of a key's allowed_urls at
-	// the start of the path ("/users" matches "/users/7", not "/x/users"),
-	// tried both below the listen path and with it. Default false: Tyk's
-	// legacy match anywhere in the full request path.
+	// EnablePathPrefixMatching anchors the paths of extended_paths and of
+	// a key's allowed_urls that start with "/" at the start of the path
+	// ("/users" matches "/users/7", not "/x/users"), tried both below the
+	// listen path and with it. Default false: Tyk's legacy match anywhere
+	// in the path.
 	EnablePathPrefixMatching bool `json:"enable_path_prefix_matching"`
 	// EnablePathSuffixMatching anchors them at the end of the path too.
 	EnablePathSuffixMatching bool `json:"enable_path_suffix_matching"`

@@ -119,7 +119,7 @@ func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, 
 			continue
 		}
 		for i, p := range v.ExtendedPaths.Cache {
-			re, w := apidef.CompilePath(fmt.Sprintf("%s[%d]", field, i), p)
+			re, w := apidef.CompilePath(fmt.Sprintf("%s[%d]", field, i), p, apidef.PathMatching{}, false)
 			if w != "" {
 				warnings = append(warnings, w)
 			}
