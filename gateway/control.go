@@ -4,9 +4,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
@@ -203,6 +205,14 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
 		return
 	}
+	if create && key != "" {
+		if min := session.MinTokenLength(g.cfg.MinTokenLength); len(key) < min {
+			chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, fmt.Sprintf(
+				"custom key ID length %d is less than min_token_length (%d); the key would be unreachable at auth time. Use an ID of at least min_token_length characters, or lower min_token_length in the gateway configuration.",
+				len(key), min))
+			return
+		}
+	}
 	if key == "" && len(st.AccessRights) == 0 && !g.cfg.AllowMasterKeys {
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Failed to create key, keys must have at least one Access Rights record set.")
 		return
@@ -221,6 +231,16 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 			return
 		}
 	}
+	// An expiry already past is dropped, as Tyk drops it: a new key gets
+	// none, an updated one keeps the expiry it had.
+	if st.Expires > 1 && g.now().After(time.Unix(st.Expires, 0)) {
+		st.Expires = 0
+		if !create {
+			if old, err := g.sessions.store.Load(r.Context(), id); err == nil {
+				st.Expires = old.Expires
+			}
+		}
+	}
 	reset := r.URL.Query().Get("suppress_reset") != "1"
 	if err := g.saveKey(r.Context(), id, &st, reset, create); err != nil {
 		g.keyStoreOK(w, err)
@@ -229,9 +249,6 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 	action := "modified"
 	if create {
 		action = "added"
-	}
-	if !create {
-		g.keyChanged(r.Context(), id)
 	}
 	reply := chain.ControlReply{Key: key, Status: "ok", Action: action}
 	if g.cfg.HashKeys {
@@ -248,6 +265,12 @@ func (g *Gateway) controlDeleteKey(w http.ResponseWriter, r *http.Request, key s
 	found, err := g.sessions.store.Delete(r.Context(), id)
 	if !g.keyStoreOK(w, err) {
 		return
+	}
+	// The key's quota and rate-limit state go with it, as Tyk resets the
+	// quota on DELETE, so a key created again under the same name starts
+	// afresh.
+	if err := g.resetCounters(r.Context(), id); err != nil {
+		g.log.Warn("control API: a deleted key's quota and rate-limit state not reset", "error", err)
 	}
 	g.sessions.cache.Forget(id)
 	g.keyChanged(r.Context(), id)

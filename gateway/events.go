@@ -42,7 +42,7 @@ func (g *Gateway) compileEventHandlers(sec apidef.EventHandlerSection, field str
 	out := map[event.Name][]eventHandler{}
 	var warnings []string
 	for name, entries := range sec.Events {
-		if event.Name(name) != event.KeyExpired {
+		if !event.Fired(event.Name(name)) {
 			warnings = append(warnings, fmt.Sprintf("%s.events.%s: tollgate does not fire this event; its handlers never run", field, name))
 		}
 		for i, entry := range entries {

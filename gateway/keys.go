@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -42,23 +43,65 @@ func (s *sessions) Lookup(ctx context.Context, orgID, key string) (string, *sess
 	return id, st, nil
 }
 
-// writeSession stores a session that JS middleware changed, once per
-// request, with the session's own lifetime; a failure is logged, not
-// answered: the request itself was valid.
+// writeSession stores what JS middleware changed in a session's
+// meta_data, once per request, after the chain. Only the members the chain
+// added, changed or removed are written, onto the session as it is stored
+// now (see session.Store.Update): a TykSetKeyData of the same request, the
+// control API or another gateway's request may have changed it since it
+// was read, and those changes stay. A key deleted meanwhile stays deleted.
+// A failure is logged, not answered: the request itself was valid.
 func (g *Gateway) writeSession(c *chain.Call) {
-	ctx := c.R.Context()
-	if err := g.sessions.store.Save(ctx, c.KeyID, c.Session, time.Duration(c.Session.SessionLifetime)*time.Second); err != nil {
+	set, removed := metaChanges(c.MetaBefore, c.Session.MetaData)
+	st, err := g.sessions.store.Update(c.R.Context(), c.KeyID, func(st *session.State) bool {
+		changed := false
+		for k, v := range set {
+			if old, ok := st.MetaData[k]; !ok || !reflect.DeepEqual(old, v) {
+				if st.MetaData == nil {
+					st.MetaData = map[string]any{}
+				}
+				st.MetaData[k] = v
+				changed = true
+			}
+		}
+		for _, k := range removed {
+			if _, ok := st.MetaData[k]; ok {
+				delete(st.MetaData, k)
+				changed = true
+			}
+		}
+		return changed
+	})
+	if err != nil {
 		g.log.Warn("session changes not stored", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		g.sessions.cache.Forget(c.KeyID)
 		return
 	}
-	g.sessions.cache.Put(c.KeyID, c.Session)
+	g.sessions.cache.Put(c.KeyID, st)
+	g.keyChanged(c.R.Context(), c.KeyID)
+}
+
+// metaChanges lists what differs from before in after: members to set and
+// members removed.
+func metaChanges(before, after map[string]any) (set map[string]any, removed []string) {
+	set = map[string]any{}
+	for k, v := range after {
+		if old, ok := before[k]; !ok || !reflect.DeepEqual(old, v) {
+			set[k] = v
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	return set, removed
 }
 
 // saveKey stores a key's session as the control API and TykSetKeyData do.
 // An update (create false) needs the key to exist. With reset, the key's
 // quota and rate-limit counters start afresh and last_updated is set. The
-// gateway's cached copy is replaced.
+// gateway's cached copy is replaced, and the other gateways are told to
+// drop theirs.
 func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, reset, create bool) error {
 	if !create {
 		if _, err := g.sessions.store.Load(ctx, id); err != nil {
@@ -99,6 +142,7 @@ func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, res
 		return err
 	}
 	g.sessions.cache.PutStored(id, st, data)
+	g.keyChanged(ctx, id)
 	return nil
 }
 

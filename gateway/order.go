@@ -167,11 +167,11 @@ func buildGranular(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.log)}, nil
+	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.events, b.g.log)}, nil
 }
 
 func buildQuota(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{quota.New(b.g.quota, b.g.log)}, nil
+	return []chain.Step{quota.New(b.g.quota, b.g.events, b.g.log)}, nil
 }
 
 func buildCache(b *apiBuild) ([]chain.Step, error) {

@@ -45,7 +45,7 @@ var _ = Describe("KeyExpired webhooks", Label("webhook"), func() {
 		sink = specs.StartRecordingUpstream()
 		env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "template_path": "templates"}`), specs.WithBaseDir(seedPath()),
 			specs.WithAPI(webhookAPI(sink.URL, 10)))
-		expired = env.IssueKey(grantTo("hooked", fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(-time.Minute).Unix())))
+		expired = issueExpiredKey(env, func(expires string) string { return grantTo("hooked", expires) })
 	})
 
 	When("a request uses an expired key", func() {
@@ -159,7 +159,7 @@ var _ = Describe("The seed API's KeyExpired webhook", Label("seed", "webhook"), 
 			specs.WithUpstreamHost("java"),
 			specs.WithUpstreamAt("api", strings.TrimPrefix(sink.URL, "https://"), roots),
 		)
-		key = env.IssueKey(grantTo(seedAPIID, fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(-time.Second).Unix())))
+		key = issueExpiredKey(env, func(expires string) string { return grantVersion(seedAPIID, "v1", expires) })
 	})
 
 	When("a request for v1 carries a key whose expires is past", func() {

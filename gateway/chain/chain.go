@@ -59,9 +59,13 @@ type Call struct {
 	Key     string // the raw key; never log it
 	KeyID   string // the key as stored in Redis (hashed with hash_keys)
 	Session *session.State
-	// SessionDirty is set when JS middleware changed the session; it is
-	// stored once, after the chain.
+	// SessionDirty is set when JS middleware changed the session's
+	// meta_data; the change is stored once, after the chain, composed with
+	// whatever else changed the stored session meanwhile. MetaBefore is the
+	// meta_data the request started with, so only what the chain changed is
+	// written.
 	SessionDirty bool
+	MetaBefore   map[string]any
 
 	body     []byte // read once, see ReadBody
 	bodyRead bool

@@ -167,9 +167,11 @@ func (s *State) Clone() *State {
 	return &c
 }
 
-// Expired reports whether the key's expiry has passed at now.
+// Expired reports whether the key's expiry has passed at now, to the
+// nanosecond, as Tyk's KeyExpired compares it: a key is refused from the
+// instant after expires, not a second later.
 func (s *State) Expired(now time.Time) bool {
-	return s.Expires > 0 && now.Unix() > s.Expires
+	return s.Expires >= 1 && now.After(time.Unix(s.Expires, 0))
 }
 
 

@@ -237,3 +237,62 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// maxUpdateTries bounds how often Update retries when another writer
+// changed the session between its read and its write.
+const maxUpdateTries = 16
+
+// ErrConflict is returned by Update when other writers kept changing the
+// session through every try.
+var ErrConflict = errors.New("session changed by others on every try")
+
+// Update changes the stored session of id atomically: it reads it under
+// WATCH, lets change edit it, and writes it back only if nobody wrote it in
+// between, trying again when somebody did. change reports whether it
+// changed anything; nothing is written when it did not. A session that is
+// not stored (deleted meanwhile) is not created: ErrNotFound. The session
+// keeps its lifetime (session_lifetime) as its TTL. It returns the session
+// as stored.
+func (s *Store) Update(ctx context.Context, id string, change func(*State) bool) (*State, error) {
+	key := RedisKey(id)
+	var out *State
+	for range maxUpdateTries {
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+			data, err := tx.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			st, err := decodeState(data, id)
+			if err != nil {
+				return err
+			}
+			out = st
+			if !change(st) {
+				return nil
+			}
+			data, err = json.Marshal(st)
+			if err != nil {
+				return fmt.Errorf("encoding session: %w", err)
+			}
+			lifetime := time.Duration(st.SessionLifetime) * time.Second
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, data, lifetime)
+				return nil
+			})
+			return err
+		}, key)
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnavailable):
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case err != nil:
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, ErrConflict
+}

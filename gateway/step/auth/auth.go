@@ -6,13 +6,10 @@
 package auth
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"slices"
 	"strings"
 
@@ -30,16 +27,10 @@ type Sessions interface {
 	Lookup(ctx context.Context, orgID, key string) (id string, st *session.State, err error)
 }
 
-// Events is where KeyExpired is published; a full queue drops the event
-// rather than hold the request.
-type Events interface {
-	Publish(e event.Event) bool
-}
-
 // Options is what the step needs besides the definition.
 type Options struct {
 	Sessions Sessions
-	Events   Events
+	Events   chain.Publisher
 	// AllowMasterKeys lets a key without access_rights call every API.
 	AllowMasterKeys bool
 	Log             *slog.Logger
@@ -157,17 +148,5 @@ func (t *step) allows(st *session.State, api *apidef.APIDefinition, version stri
 // fireKeyExpired publishes a KeyExpired event; a full event queue drops it
 // rather than hold the request.
 func (t *step) fireKeyExpired(c *chain.Call, msg string) {
-	dump, _ := httputil.DumpRequest(c.R, false)
-	t.Events.Publish(event.Event{
-		Type:      event.KeyExpired,
-		APIID:     c.API.APIID,
-		TimeStamp: c.Now,
-		Meta: event.KeyFailureMeta{
-			Message:            msg,
-			Path:               c.R.URL.Path,
-			Origin:             c.ClientIP,
-			Key:                c.Key,
-			OriginatingRequest: base64.StdEncoding.EncodeToString(bytes.TrimSpace(dump)),
-		},
-	})
+	t.Events.Publish(chain.KeyEvent(c, event.KeyExpired, msg))
 }

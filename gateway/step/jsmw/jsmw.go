@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -183,7 +184,10 @@ func (m *middleware) Serve(c *chain.Call) bool {
 	if !apply(c, body, res.Request) {
 		return false
 	}
-	if m.requireSession && c.Session != nil && res.SessionMeta != nil {
+	if m.requireSession && c.Session != nil && res.SessionMeta != nil && !reflect.DeepEqual(c.Session.MetaData, res.SessionMeta) {
+		if !c.SessionDirty {
+			c.MetaBefore = c.Session.MetaData
+		}
 		c.Session.MetaData = res.SessionMeta
 		c.SessionDirty = true
 	}

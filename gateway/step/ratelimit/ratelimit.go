@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/limit"
 )
 
@@ -24,14 +25,16 @@ type Limiter interface {
 
 type step struct {
 	limiter Limiter
+	events  chain.Publisher
 	log     *slog.Logger
 }
 
 var _ chain.Step = (*step)(nil)
 
-// New builds the rate-limit step over limiter.
-func New(limiter Limiter, log *slog.Logger) chain.Step {
-	return &step{limiter: limiter, log: log}
+// New builds the rate-limit step over limiter; a refusal fires
+// RateLimitExceeded on events, as Tyk's does.
+func New(limiter Limiter, events chain.Publisher, log *slog.Logger) chain.Step {
+	return &step{limiter: limiter, events: events, log: log}
 }
 
 func (s *step) Serve(c *chain.Call) bool {
@@ -49,6 +52,7 @@ func (s *step) Serve(c *chain.Call) bool {
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10))
 	if !d.Allowed {
+		s.events.Publish(chain.KeyEvent(c, event.RateLimitExceeded, "Key Rate Limit Exceeded"))
 		chain.WriteError(c.W, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
 		return false
 	}
