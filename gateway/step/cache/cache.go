@@ -7,6 +7,11 @@
 // the entry key hashes the caller's key (or, on a keyless API, its IP)
 // together with the key's last_updated, so a key deleted and created
 // again, or reset through the control API, starts with no entries.
+//
+// Entries keyed by client IP are shared by everyone behind that address,
+// so the cache follows a shared cache's rules (RFC 9111): shared.go says
+// which responses are never stored and which requests never use the
+// cache.
 package cache
 
 import (
@@ -150,9 +155,13 @@ func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.Cac
 	if len(o.CacheResponseCodes) == 0 {
 		rc.codes[http.StatusOK] = true
 	}
+	var warnings []string
 	for i, code := range o.CacheResponseCodes {
 		if code < 100 || code > 599 {
 			return nil, nil, fmt.Errorf("cache_options.cache_response_codes[%d]: %d is not an HTTP status", i, code)
+		}
+		if code == http.StatusPartialContent || code == http.StatusNotModified {
+			warnings = append(warnings, fmt.Sprintf("cache_options.cache_response_codes[%d]: %d is never cached: it is not a whole response another request could be given", i, code))
 		}
 		rc.codes[code] = true
 	}
@@ -164,7 +173,7 @@ func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.Cac
 	if o.CacheControlTTLHeader != "" {
 		rc.ttlHeader = textproto.CanonicalMIMEHeaderKey(o.CacheControlTTLHeader)
 	}
-	return rc, nil, nil
+	return rc, warnings, nil
 }
 
 func isSafeMethod(m string) bool {
@@ -231,6 +240,9 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	if !rc.cacheable(c) {
 		return true
 	}
+	if sharedByAddress(c) && carriesCredentials(c.R) {
+		return true // someone's own request; see shared.go
+	}
 	key := rc.entryKey(c)
 	data, found, err := rc.store.Get(c.R.Context(), key)
 	if err != nil {
@@ -257,6 +269,10 @@ func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 	h := rec.Header()
 	if chain.IsGatewayError(h) {
 		return // the gateway's own error, not the upstream's answer
+	}
+	if why := refusal(c, rec.status, h); why != "" {
+		rc.log.Debug("response not cached", "api_id", rc.apiID, "reason", why)
+		return
 	}
 	ttl := rc.ttl
 	if rc.upstream {
