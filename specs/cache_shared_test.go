@@ -3,10 +3,12 @@ package specs_test
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -210,5 +212,254 @@ var _ = Describe("Response cache as a shared cache", Label("cache", "security"),
 			Entry("with s-maxage", "s-maxage%3D60"),
 			Entry("with must-revalidate", "must-revalidate"),
 		)
+	})
+})
+
+// Tyk's cache tests that can be observed through HTTP, mirrored: gateway_test.go
+// (TestCacheEtag, TestCacheAllSafeRequests, TestCacheAllSafeRequestsWithCachedHeaders,
+// TestOldCachePlugin, TestCache_singleErrorResponse) and mw_redis_cache_test.go
+// (TestRedisCacheMiddleware, TestRedisCacheMiddleware_RateLimitHeaders,
+// TestRedisCacheMiddleware_Observability), at v5.14.0.
+var _ = Describe("Response cache, as Tyk's own tests", Label("cache", "tyk-mirror"), func() {
+	var (
+		env      *specs.Env
+		upstream *scriptedUpstream
+	)
+
+	startWith := func(keyed bool, cacheOptions string, opts ...specs.EnvOption) {
+		GinkgoHelper()
+		upstream = startScriptedUpstream()
+		env = specs.NewEnv(append(opts, specs.WithAPI(cachedAPI("c", "/c/", upstream.URL, keyed, cacheOptions)))...)
+	}
+
+	When("the upstream sends Etag: 12345 and cache_all_safe_requests is on", func() {
+		const path = "/c/?etag=12345"
+		BeforeEach(func() { startWith(false, cacheAllSafe) })
+
+		It("proxies the first GET without X-Tyk-Cached-Response (mirrors Tyk TestCacheEtag, first request)", func() {
+			resp := env.Get(path)
+			Expect(isCached(resp)).To(BeFalse())
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+
+		It("answers the second GET from the cache with the body (mirrors TestCacheEtag, second request)", func() {
+			env.Get(path)
+			resp := env.Get(path)
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+
+		It(`answers If-None-Match: invalid from the cache with 200 and the body (mirrors TestCacheEtag "If-None-Match: invalid")`, func() {
+			env.Get(path)
+			resp := env.Get(path, "If-None-Match", "invalid")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+
+		It(`answers If-None-Match: 12345 from the cache with 304 and no body, without reaching the upstream (mirrors TestCacheEtag "If-None-Match: 12345")`, func() {
+			env.Get(path)
+			resp := env.Get(path, "If-None-Match", "12345")
+			Expect(resp.StatusCode).To(Equal(http.StatusNotModified))
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Body).To(BeEmpty())
+			Expect(upstream.Requests()).To(Equal(1))
+		})
+
+		It("sends the entry's Etag and end-to-end headers with the 304, as Tyk does", func() {
+			p := path + "&cache-control=max-age%3D60"
+			env.Get(p)
+			resp := env.Get(p, "If-None-Match", "12345")
+			Expect(resp.StatusCode).To(Equal(http.StatusNotModified))
+			Expect(resp.Header.Get("Etag")).To(Equal("12345"))
+			Expect(resp.Header.Get("Cache-Control")).To(Equal("max-age=60"))
+		})
+
+		It("answers 304 when If-None-Match lists the tag, weakly, among others (RFC 9110 §13.1.2)", func() {
+			env.Get(path)
+			resp := env.Get(path, "If-None-Match", `"other", W/12345`)
+			Expect(resp.StatusCode).To(Equal(http.StatusNotModified))
+			Expect(upstream.Requests()).To(Equal(1))
+		})
+
+		It("answers 200 with the body when If-None-Match holds the tag only inside a longer one (Tyk matches substrings with strings.Contains and answers 304 to 123456)", func() {
+			env.Get(path)
+			resp := env.Get(path, "If-None-Match", "123456")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.Body).To(Equal("answer 1"))
+			Expect(upstream.Requests()).To(Equal(1))
+		})
+
+		It(`answers If-None-Match: * with 304 (RFC 9110 §13.1.2: * matches any current representation; Tyk looks for "12345" inside "*" and answers 200)`, func() {
+			env.Get(path)
+			resp := env.Get(path, "If-None-Match", "*")
+			Expect(resp.StatusCode).To(Equal(http.StatusNotModified))
+			Expect(upstream.Requests()).To(Equal(1))
+		})
+	})
+
+	When("cache_response_codes lists 200 and 404 and the upstream's 404 has Etag: 12345", func() {
+		BeforeEach(func() {
+			startWith(false, `{"enable_cache": true, "cache_all_safe_requests": true, "cache_response_codes": [200, 404]}`)
+		})
+
+		It("answers a matching If-None-Match with the cached 404, not 304: preconditions apply only to a 2xx answer (RFC 9110 §13.2.1; Tyk turns any cached status into 304)", func() {
+			env.Get("/c/gone?status=404&etag=12345")
+			resp := env.Get("/c/gone?status=404&etag=12345", "If-None-Match", "12345")
+			Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+	})
+
+	When("cache_all_safe_requests is on", func() {
+		BeforeEach(func() { startWith(false, cacheAllSafe) })
+
+		It("answers GET from the cache again after two POSTs that were not cached (mirrors TestCacheAllSafeRequests)", func() {
+			env.Get("/c/")
+			Expect(isCached(env.Get("/c/"))).To(BeTrue())
+			Expect(isCached(env.Do(http.MethodPost, "/c/", ""))).To(BeFalse())
+			Expect(isCached(env.Do(http.MethodPost, "/c/", ""))).To(BeFalse())
+			Expect(isCached(env.Get("/c/"))).To(BeTrue())
+			Expect(upstream.Requests()).To(Equal(3))
+		})
+	})
+
+	When("a keyless API lists authorization and tenant-id in cache_by_headers", func() {
+		BeforeEach(func() {
+			startWith(false, `{"enable_cache": true, "cache_timeout": 120, "cache_all_safe_requests": true, "cache_by_headers": ["authorization", "tenant-id"]}`)
+		})
+
+		It("answers a repeated tenant-id from its entry (mirrors TestCacheAllSafeRequestsWithCachedHeaders, tenant-id)", func() {
+			Expect(isCached(env.Get("/c/", "tenant-id", "Some UUID"))).To(BeFalse())
+			Expect(isCached(env.Get("/c/", "tenant-id", "Some UUID"))).To(BeTrue())
+		})
+
+		It("keeps requests without the headers apart from tenant-id's entry (mirrors TestCacheAllSafeRequestsWithCachedHeaders, no headers)", func() {
+			env.Get("/c/", "tenant-id", "Some UUID")
+			Expect(isCached(env.Get("/c/"))).To(BeFalse())
+			Expect(isCached(env.Get("/c/"))).To(BeTrue())
+		})
+
+		It("never answers a request carrying Authorization from the cache, where Tyk keeps an entry per Authorization value (a keyless API's entries are shared by everyone behind one address)", func() {
+			env.Get("/c/", "Authorization", "sess1token")
+			resp := env.Get("/c/", "Authorization", "sess1token")
+			Expect(isCached(resp)).To(BeFalse())
+			Expect(upstream.Requests()).To(Equal(2))
+		})
+	})
+
+	When("extended_paths.cache lists /test", func() {
+		BeforeEach(func() {
+			upstream = startScriptedUpstream()
+			env = specs.NewEnv(specs.WithAPI(fmt.Sprintf(`{
+  "api_id": "c", "name": "c", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/c/", "target_url": %q, "strip_listen_path": true},
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default",
+    "use_extended_paths": true, "extended_paths": {"cache": ["/test"]}}}},
+  "cache_options": {"enable_cache": true, "cache_timeout": 120}
+}`, upstream.URL)))
+		})
+
+		It("answers /test from the cache the second time (mirrors TestOldCachePlugin, /test)", func() {
+			env.Get("/c/test")
+			Expect(isCached(env.Get("/c/test"))).To(BeTrue())
+		})
+
+		It("proxies /anything every time (mirrors TestOldCachePlugin, /anything)", func() {
+			env.Get("/c/anything")
+			Expect(isCached(env.Get("/c/anything"))).To(BeFalse())
+			Expect(upstream.Requests()).To(Equal(2))
+		})
+	})
+
+	When("the upstream streams its answer chunked", func() {
+		BeforeEach(func() { startWith(false, cacheAllSafe) })
+
+		It("passes the first answer on chunked, without a Content-Length", func() {
+			resp := env.Get("/c/chunked?chunked=1")
+			Expect(resp.Header.Get("Content-Length")).To(BeEmpty())
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+
+		It(`replays it with the same body and a Content-Length instead (mirrors TestRedisCacheMiddleware "chunked")`, func() {
+			env.Get("/c/chunked?chunked=1")
+			resp := env.Get("/c/chunked?chunked=1")
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Header.Get("Content-Length")).To(Equal("8"))
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+	})
+
+	When("the upstream compresses its answer with gzip", func() {
+		BeforeEach(func() { startWith(false, cacheAllSafe) })
+
+		It(`replays the compressed answer, which the client still decompresses to the same body (mirrors TestRedisCacheMiddleware "compressed")`, func() {
+			Expect(env.Get("/c/compressed?gzip=1").Body).To(Equal("answer 1"))
+			resp := env.Get("/c/compressed?gzip=1")
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+	})
+
+	// Tyk's test gives the key a quota and fills X-RateLimit-* from it;
+	// tollgate's X-RateLimit-* describe the rate limit, so the key has one.
+	When("the key has a rate limit and the upstream sends X-RateLimit headers of its own", func() {
+		var key string
+		BeforeEach(func() {
+			startWith(true, cacheAllSafe)
+			key = env.IssueKey(grantTo("c", `"rate": 10, "per": 60`))
+		})
+
+		It("sends the gateway's X-RateLimit-Limit and -Remaining once each on the first answer (mirrors TestRedisCacheMiddleware_RateLimitHeaders, first request)", func() {
+			resp := env.Get("/c/cache-rl-test?ratelimit=1", "Authorization", key)
+			Expect(isCached(resp)).To(BeFalse())
+			Expect(resp.Header.Values("X-RateLimit-Limit")).To(ConsistOf("10"))
+			Expect(resp.Header.Values("X-RateLimit-Remaining")).To(ConsistOf("9"))
+		})
+
+		It("sends them once each, counted on, on the cached answer (mirrors TestRedisCacheMiddleware_RateLimitHeaders, second request)", func() {
+			env.Get("/c/cache-rl-test?ratelimit=1", "Authorization", key)
+			resp := env.Get("/c/cache-rl-test?ratelimit=1", "Authorization", key)
+			Expect(isCached(resp)).To(BeTrue())
+			Expect(resp.Header.Values("X-RateLimit-Limit")).To(ConsistOf("10"))
+			Expect(resp.Header.Values("X-RateLimit-Remaining")).To(ConsistOf("8"))
+		})
+	})
+
+	When("analytics are on", func() {
+		BeforeEach(func() {
+			startWith(false, cacheAllSafe, specs.WithConfig(`{"secret": "s", "enable_analytics": true, "analytics_config": {"flush_interval": 3600}}`))
+		})
+
+		It("records a cached answer as it records a proxied one (mirrors TestRedisCacheMiddleware_Observability; tollgate has no access log or OTel metrics to count)", func(ctx SpecContext) {
+			env.Get("/c/cached")
+			Expect(isCached(env.Get("/c/cached"))).To(BeTrue())
+			Expect(env.Gateway.Shutdown(ctx)).To(Succeed())
+			Expect(storedRecords(ctx, env)).To(ConsistOf(
+				And(HaveField("Path", "/c/cached"), HaveField("ResponseCode", http.StatusOK)),
+				And(HaveField("Path", "/c/cached"), HaveField("ResponseCode", http.StatusOK)),
+			))
+			Expect(upstream.Requests()).To(Equal(1))
+		}, SpecTimeout(10*time.Second))
+	})
+
+	When("the upstream goes down after an answer was cached", func() {
+		BeforeEach(func() {
+			startWith(false, `{"enable_cache": true, "cache_timeout": 1, "cache_all_safe_requests": true}`)
+			env.Get("/c/")
+			upstream.GoDown()
+		})
+
+		It("answers from the cache while the entry lasts (mirrors TestCache_singleErrorResponse, second request)", func() {
+			resp := env.Get("/c/")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.Body).To(Equal("answer 1"))
+		})
+
+		It("answers one error, not two, once the entry expired: 502 with Tyk's message (mirrors TestCache_singleErrorResponse, third request; Tyk answers 500)", func() {
+			env.Clock.Advance(time.Second)
+			expectGatewayError(env.Get("/c/"), http.StatusBadGateway, chain.CauseUpstreamUnreachable, "There was a problem proxying the request")
+		})
 	})
 })

@@ -11,7 +11,8 @@
 // Entries keyed by client IP are shared by everyone behind that address,
 // so the cache follows a shared cache's rules (RFC 9111): shared.go says
 // which responses are never stored and which requests never use the
-// cache.
+// cache. A GET or HEAD whose If-None-Match names a cached 2xx's ETag is
+// answered 304, as Tyk does.
 package cache
 
 import (
@@ -251,7 +252,7 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	}
 	if found {
 		if e, ok := decodeCacheEntry(data); ok && c.Now.Unix() < e.Expires {
-			e.replay(c.W)
+			e.replay(c.W, notModified(c.R, e))
 			return false
 		}
 	}
@@ -443,7 +444,10 @@ func (r *entryReader) string() string {
 	return string(r.take(int(r.uint32())))
 }
 
-func (e cacheEntry) replay(w http.ResponseWriter) {
+// replay answers from the entry; notModified answers 304 with the
+// entry's headers and no body, as Tyk does (net/http leaves out
+// Content-Type and Content-Length on a 304).
+func (e cacheEntry) replay(w http.ResponseWriter, notModified bool) {
 	h := w.Header()
 	for name, values := range e.Header {
 		if _, ok := h[name]; !ok {
@@ -451,6 +455,10 @@ func (e cacheEntry) replay(w http.ResponseWriter) {
 		}
 	}
 	h.Set(cachedResponseHeader, "1")
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	if _, ok := e.Header["Content-Length"]; !ok {
 		h.Set("Content-Length", strconv.Itoa(len(e.Body)))
 	}

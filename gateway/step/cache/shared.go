@@ -141,3 +141,55 @@ func skipArgument(v string) string {
 	}
 	return ""
 }
+
+// notModified tells whether a cached entry answers r with 304: r is a GET
+// or HEAD whose If-None-Match names the entry's ETag or is "*", and the
+// entry is a 2xx (RFC 9110 §13.1.2, §13.2.1). Tags compare weakly (W/
+// ignored) and whole: Tyk looks for the ETag anywhere inside the header
+// (strings.Contains), so "123456" matched "12345".
+func notModified(r *http.Request, e cacheEntry) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if e.Status < 200 || e.Status > 299 {
+		return false
+	}
+	etag := e.Header.Get("Etag")
+	conds := r.Header.Values("If-None-Match")
+	if etag == "" || len(conds) == 0 {
+		return false
+	}
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, v := range conds {
+		for v != "" {
+			var tag string
+			tag, v = nextTag(v)
+			if tag == "*" || (tag != "" && strings.TrimPrefix(tag, "W/") == etag) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextTag reads the first entity tag of an If-None-Match list and returns
+// it and the rest. A quoted tag may contain commas; an unquoted one (Tyk's
+// tests use 12345) runs to the next comma.
+func nextTag(v string) (tag, rest string) {
+	v = strings.TrimLeft(v, " \t,")
+	start := 0
+	if strings.HasPrefix(v, "W/") {
+		start = 2
+	}
+	if strings.HasPrefix(v[start:], `"`) {
+		if i := strings.IndexByte(v[start+1:], '"'); i >= 0 {
+			end := start + 1 + i + 1
+			return v[:end], v[end:]
+		}
+		return v, ""
+	}
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		return strings.TrimSpace(v[:i]), v[i:]
+	}
+	return strings.TrimSpace(v), ""
+}
