@@ -7,6 +7,12 @@
 // the entry key hashes the caller's key (or, on a keyless API, its IP)
 // together with the key's last_updated, so a key deleted and created
 // again, or reset through the control API, starts with no entries.
+//
+// Entries keyed by client IP are shared by everyone behind that address,
+// so the cache follows a shared cache's rules (RFC 9111): shared.go says
+// which responses are never stored and which requests never use the
+// cache. A GET or HEAD whose If-None-Match names a cached 2xx's ETag is
+// answered 304, as Tyk does.
 package cache
 
 import (
@@ -150,9 +156,13 @@ func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.Cac
 	if len(o.CacheResponseCodes) == 0 {
 		rc.codes[http.StatusOK] = true
 	}
+	var warnings []string
 	for i, code := range o.CacheResponseCodes {
 		if code < 100 || code > 599 {
 			return nil, nil, fmt.Errorf("cache_options.cache_response_codes[%d]: %d is not an HTTP status", i, code)
+		}
+		if code == http.StatusPartialContent || code == http.StatusNotModified {
+			warnings = append(warnings, fmt.Sprintf("cache_options.cache_response_codes[%d]: %d is never cached: it is not a whole response another request could be given", i, code))
 		}
 		rc.codes[code] = true
 	}
@@ -164,7 +174,7 @@ func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.Cac
 	if o.CacheControlTTLHeader != "" {
 		rc.ttlHeader = textproto.CanonicalMIMEHeaderKey(o.CacheControlTTLHeader)
 	}
-	return rc, nil, nil
+	return rc, warnings, nil
 }
 
 func isSafeMethod(m string) bool {
@@ -233,6 +243,9 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	if !rc.cacheable(c) {
 		return true
 	}
+	if sharedByAddress(c) && carriesCredentials(c.R) {
+		return true // someone's own request; see shared.go
+	}
 	key := rc.entryKey(c)
 	data, found, err := rc.store.Get(c.R.Context(), key)
 	if err != nil {
@@ -241,7 +254,7 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	}
 	if found {
 		if e, ok := decodeCacheEntry(data); ok && c.Now.Unix() < e.Expires {
-			e.replay(c.W)
+			e.replay(c.W, notModified(c.R, e))
 			return false
 		}
 	}
@@ -259,6 +272,10 @@ func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 	h := rec.Header()
 	if chain.IsGatewayError(h) {
 		return // the gateway's own error, not the upstream's answer
+	}
+	if why := refusal(c, rec.status, h); why != "" {
+		rc.log.Debug("response not cached", "api_id", rc.apiID, "reason", why)
+		return
 	}
 	ttl := rc.ttl
 	if rc.upstream {
@@ -429,7 +446,10 @@ func (r *entryReader) string() string {
 	return string(r.take(int(r.uint32())))
 }
 
-func (e cacheEntry) replay(w http.ResponseWriter) {
+// replay answers from the entry; notModified answers 304 with the
+// entry's headers and no body, as Tyk does (net/http leaves out
+// Content-Type and Content-Length on a 304).
+func (e cacheEntry) replay(w http.ResponseWriter, notModified bool) {
 	h := w.Header()
 	for name, values := range e.Header {
 		if _, ok := h[name]; !ok {
@@ -437,6 +457,10 @@ func (e cacheEntry) replay(w http.ResponseWriter) {
 		}
 	}
 	h.Set(cachedResponseHeader, "1")
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	if _, ok := e.Header["Content-Length"]; !ok {
 		h.Set("Content-Length", strconv.Itoa(len(e.Body)))
 	}
