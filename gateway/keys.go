@@ -126,7 +126,7 @@ func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, res
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	lifetime := time.Duration(st.SessionLifetime) * time.Second
+	lifetime := g.lifetime(st)
 	// A session without a lifetime that is exactly what this gateway last
 	// stored needs no write: JS that refreshes a session on every request
 	// (the seed's refreshSecurity.js) changes it once a second, not once a
@@ -144,6 +144,39 @@ func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, res
 	g.sessions.cache.PutStored(id, st, data)
 	g.keyChanged(ctx, id)
 	return nil
+}
+
+// lifetime is how long Redis keeps a session, as Tyk's ApplyLifetime
+// decides it: the session's own session_lifetime, else the
+// session_lifetime of the APIs it grants (the longest), each kept until
+// the key expires when the API says session_lifetime_respects_key_expiration.
+// 0 keeps it until deleted.
+func (g *Gateway) lifetime(st *session.State) time.Duration {
+	var longest int64
+	matched := false
+	apis := g.routes.Load()
+	for apiID := range st.AccessRights {
+		for _, a := range apis.apis {
+			if a.def.APIID != apiID {
+				continue
+			}
+			matched = true
+			l := st.SessionLifetime
+			if l <= 0 {
+				l = a.def.SessionLifetime
+			}
+			if l > 0 && a.def.SessionLifetimeRespectsKeyExpiration && st.Expires > 0 {
+				if untilExpiry := st.Expires - g.now().Unix(); untilExpiry > l {
+					l = untilExpiry
+				}
+			}
+			longest = max(longest, l)
+		}
+	}
+	if !matched {
+		longest = st.SessionLifetime
+	}
+	return time.Duration(max(longest, 0)) * time.Second
 }
 
 // resetCounters starts a key's quota and rate-limit state afresh.
@@ -196,7 +229,7 @@ func (h *jsHost) SetKeyData(ctx context.Context, key, sessionJSON string, suppre
 	if err := h.g.saveKey(ctx, id, &st, !suppressReset, true); err != nil {
 		return err
 	}
-	if suppressReset && st.SessionLifetime == 0 {
+	if suppressReset && h.g.lifetime(&st) == 0 {
 		h.g.sessions.cache.NoteReceived(id, sessionJSON)
 	}
 	return nil

@@ -115,3 +115,26 @@ var _ = Describe("Key lifecycle, as Tyk's tests describe it", Label("auth", "tyk
 		}, SpecTimeout(10*time.Second))
 	})
 })
+
+var _ = Describe("Session lifetime from the API definition", Label("auth", "tyk-mirror"), func() {
+	var env *specs.Env
+
+	lifetimeAPI := func(respects bool) string {
+		return fmt.Sprintf(`{"api_id": "short", "name": "short", "active": true, "use_keyless": false,
+  "auth": {"auth_header_name": "Authorization"}, "session_lifetime": 60, "session_lifetime_respects_key_expiration": %t,
+  "proxy": {"listen_path": "/short/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default"}}}}`, respects)
+	}
+
+	It(`gives a key's session the API's session_lifetime as its TTL (mirrors Tyk TestSessionLifetimeRespectsKeyExpiration "override session lifetime with api level")`, func(ctx SpecContext) {
+		env = specs.NewEnv(specs.WithAPI(lifetimeAPI(false)))
+		key := env.IssueKey(grantTo("short", fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(time.Hour).Unix())))
+		Expect(env.Redis.TTL(ctx, "apikey-"+key).Val()).To(Equal(60 * time.Second))
+	}, SpecTimeout(10*time.Second))
+
+	It(`keeps it until the key expires when the API respects key expiration (mirrors "respect key expiration")`, func(ctx SpecContext) {
+		env = specs.NewEnv(specs.WithAPI(lifetimeAPI(true)))
+		key := env.IssueKey(grantTo("short", fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(time.Hour).Unix())))
+		Expect(env.Redis.TTL(ctx, "apikey-"+key).Val()).To(Equal(time.Hour))
+	}, SpecTimeout(10*time.Second))
+})

@@ -56,7 +56,14 @@ type APIDefinition struct {
 	// CORS answers browsers' preflights and adds CORS headers to every
 	// response of the API (see CORSConfig).
 	CORS CORSConfig `json:"CORS"`
-	// DoNotTrack leaves the API's requests out of analytics.
+	// SessionLifetime, in seconds, is how long Redis keeps the session of
+	// a key of this API when the session sets no session_lifetime of its
+	// own; a key of several APIs gets the longest. 0: no TTL.
+	SessionLifetime int64 `json:"session_lifetime"`
+	// SessionLifetimeRespectsKeyExpiration keeps a session at least until
+	// its key expires, when that is later than the lifetime.
+	SessionLifetimeRespectsKeyExpiration bool `json:"session_lifetime_respects_key_expiration"`
+		// DoNotTrack leaves the API's requests out of analytics.
 	DoNotTrack bool `json:"do_not_track"`
 	// EventHandlers are what the API does when an event fires, e.g. a
 	// webhook on KeyExpired.

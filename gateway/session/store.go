@@ -251,8 +251,7 @@ var ErrConflict = errors.New("session changed by others on every try")
 // between, trying again when somebody did. change reports whether it
 // changed anything; nothing is written when it did not. A session that is
 // not stored (deleted meanwhile) is not created: ErrNotFound. The session
-// keeps its lifetime (session_lifetime) as its TTL. It returns the session
-// as stored.
+// keeps the TTL it had. It returns the session as stored.
 func (s *Store) Update(ctx context.Context, id string, change func(*State) bool) (*State, error) {
 	key := RedisKey(id)
 	var out *State
@@ -277,9 +276,8 @@ func (s *Store) Update(ctx context.Context, id string, change func(*State) bool)
 			if err != nil {
 				return fmt.Errorf("encoding session: %w", err)
 			}
-			lifetime := time.Duration(st.SessionLifetime) * time.Second
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, data, lifetime)
+				p.Set(ctx, key, data, redis.KeepTTL)
 				return nil
 			})
 			return err
