@@ -63,7 +63,7 @@ type APIDefinition struct {
 	// SessionLifetimeRespectsKeyExpiration keeps a session at least until
 	// its key expires, when that is later than the lifetime.
 	SessionLifetimeRespectsKeyExpiration bool `json:"session_lifetime_respects_key_expiration"`
-		// DoNotTrack leaves the API's requests out of analytics.
+	// DoNotTrack leaves the API's requests out of analytics.
 	DoNotTrack bool `json:"do_not_track"`
 	// EventHandlers are what the API does when an event fires, e.g. a
 	// webhook on KeyExpired.
