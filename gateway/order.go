@@ -36,8 +36,10 @@ import (
 //	cache             a cached response answers here; a miss is stored
 //	                  after the proxy
 //
-// After the chain (see afterChain): a session changed by JS is stored,
-// once; then the request goes to the version's upstream.
+// After the chain (see afterChain): the meta_data members JS changed are
+// written, once, onto the session as stored then, so that writes of other
+// requests, TykSetKeyData and the control API are not overwritten (see
+// Gateway.writeSession); then the request goes to the version's upstream.
 //
 // A row marked skipIgnored does not run for paths the version step marked
 // ignored (extended_paths.ignored); keyedOnly rows are not built for
