@@ -91,7 +91,7 @@ func newDebugEndpoints(log *slog.Logger) *debugEndpoints {
 // is loopback only.
 func (d *debugEndpoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isDebugPath(r.URL.Path) {
-		chain.WriteError(w, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
+		chain.WriteError(w, r, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
 		return
 	}
 	// Only the symbol lookup takes a body (pprof POSTs addresses to it);

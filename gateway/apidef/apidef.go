@@ -158,6 +158,11 @@ type ProxyConfig struct {
 	// PreserveHostHeader forwards the client's Host instead of the
 	// upstream's.
 	PreserveHostHeader bool `json:"preserve_host_header"`
+	// DisableStripSlash keeps target_url's trailing slash for a request
+	// to the listen path itself; by default, as in Tyk, the target's path
+	// and the request's are joined with exactly one slash between them and
+	// none added at the end ("/base/" + "/" reaches "/base").
+	DisableStripSlash bool `json:"disable_strip_slash"`
 }
 
 // VersionData is the definition's version_data section.
@@ -196,6 +201,9 @@ type VersionInfo struct {
 	GlobalHeaders map[string]string `json:"global_headers"`
 	// GlobalHeadersRemove are removed from every forwarded request.
 	GlobalHeadersRemove []string `json:"global_headers_remove"`
+	// GlobalHeadersDisabled turns global_headers and
+	// global_headers_remove off.
+	GlobalHeadersDisabled bool `json:"global_headers_disabled"`
 }
 
 // ExtendedPaths is a version's extended_paths. A path is a regular
@@ -314,6 +322,9 @@ func (d *APIDefinition) validate() error {
 	}
 	if len(d.VersionData.Versions) == 0 && d.Proxy.TargetURL == "" {
 		return errors.New("proxy.target_url: missing; give the upstream's base URL, e.g. \"http://127.0.0.1:9000\"")
+	}
+	if d.VersionData.NotVersioned && d.Proxy.TargetURL == "" {
+		return errors.New("proxy.target_url: missing; a not_versioned API forwards to target_url and ignores override_target, as Tyk does")
 	}
 	for name, v := range d.VersionData.Versions {
 		if v.OverrideTarget == "" && d.Proxy.TargetURL == "" {

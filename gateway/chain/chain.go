@@ -10,7 +10,7 @@
 //
 //	func (s *myStep) Serve(c *chain.Call) bool {
 //		if c.R.Header.Get("X-Forbidden") != "" {
-//			chain.WriteError(c.W, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+//			chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
 //			return false
 //		}
 //		return true

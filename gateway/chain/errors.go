@@ -2,7 +2,10 @@ package chain
 
 import (
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"net/http"
+	"strings"
 )
 
 // This file is the one place where the gateway's own errors are written:
@@ -82,11 +85,36 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// WriteError writes a Tyk-shaped JSON error of the request chain with its
-// cause header.
-func WriteError(w http.ResponseWriter, status int, cause Cause, msg string) {
+// WriteError writes a Tyk-shaped error of the request chain with its
+// cause header: JSON ({"error": "..."}), or, to a client whose request is
+// XML (Content-Type text/xml, application/xml or application/soap+xml),
+// Tyk's XML error document, as Tyk's default error templates answer.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, cause Cause, msg string) {
 	w.Header().Set(CauseHeader, string(cause))
+	if ct := xmlContentType(r); ct != "" {
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(status)
+		var b strings.Builder
+		b.WriteString("<?xml version = \"1.0\" encoding = \"UTF-8\"?>\n<error>")
+		_ = xml.EscapeText(&b, []byte(msg))
+		b.WriteString("</error>\n")
+		_, _ = io.WriteString(w, b.String())
+		return
+	}
 	WriteJSON(w, status, errorBody{Error: msg})
+}
+
+// xmlContentType is the request's XML media type, or "".
+func xmlContentType(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	switch ct = strings.ToLower(strings.TrimSpace(ct)); ct {
+	case "text/xml", "application/xml", "application/soap+xml":
+		return ct
+	}
+	return ""
 }
 
 // ControlReply is the control API's reply shape, Tyk's.

@@ -94,32 +94,32 @@ func stripBearer(v string) string {
 func (t *step) Serve(c *chain.Call) bool {
 	key := t.key(c.R)
 	if key == "" {
-		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
+		chain.WriteError(c.W, c.R, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
 		return false
 	}
 	id, st, err := t.Sessions.Lookup(c.R.Context(), c.API.OrgID, key)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
 		return false
 	case err != nil:
 		t.Log.Warn("session not loaded", "api_id", c.API.APIID, "key_hash", session.Hash(key), "error", err)
-		chain.WriteError(c.W, http.StatusServiceUnavailable, chain.CauseStorageUnavailable, chain.MsgStorageUnavailable)
+		chain.WriteError(c.W, c.R, http.StatusServiceUnavailable, chain.CauseStorageUnavailable, chain.MsgStorageUnavailable)
 		return false
 	}
 	c.Key, c.KeyID, c.Session = key, id, st
 	if st.IsInactive {
 		t.fireKeyExpired(c, "Attempted access from inactive key.")
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyInactive, chain.MsgKeyInactive)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyInactive, chain.MsgKeyInactive)
 		return false
 	}
 	if st.Expired(c.Now) {
 		t.fireKeyExpired(c, "Attempted access from expired key.")
-		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
+		chain.WriteError(c.W, c.R, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
 		return false
 	}
 	if !t.allows(st, c.API, c.Version) {
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
 		return false
 	}
 	return true

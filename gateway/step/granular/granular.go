@@ -67,7 +67,7 @@ func (s *step) Serve(c *chain.Call) bool {
 		}
 	}
 	s.log.Info("attempted access to an endpoint the key's allowed_urls do not list", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "method", c.R.Method, "path", full)
-	chain.WriteError(c.W, http.StatusForbidden, chain.CauseURLNotAllowed, chain.MsgURLNotAllowed)
+	chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseURLNotAllowed, chain.MsgURLNotAllowed)
 	return false
 }
 

@@ -174,10 +174,10 @@ func (m *middleware) Serve(c *chain.Call) bool {
 		}
 		if errors.Is(err, jsvm.ErrTimeout) {
 			log.Error("JS middleware timed out", "error", err)
-			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSTimeout, chain.MsgJSTimeout)
+			chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSTimeout, chain.MsgJSTimeout)
 		} else {
 			log.Error("JS middleware failed", "error", err)
-			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSError, chain.MsgJSError)
+			chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSError, chain.MsgJSError)
 		}
 		return false
 	}
@@ -206,7 +206,7 @@ func apply(c *chain.Call, body []byte, out jsvm.ResultRequest) bool {
 		for k, v := range ro.ResponseHeaders {
 			c.W.Header().Set(k, v)
 		}
-		chain.WriteError(c.W, ro.ResponseCode, chain.CauseJSOverride, ro.ResponseBody)
+		chain.WriteError(c.W, c.R, ro.ResponseCode, chain.CauseJSOverride, ro.ResponseBody)
 		return false
 	}
 	if ro.ResponseCode != 0 {

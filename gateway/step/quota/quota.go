@@ -47,7 +47,7 @@ func (s *step) Serve(c *chain.Call) bool {
 	}
 	if !d.Allowed {
 		s.events.Publish(chain.KeyEvent(c, event.QuotaExceeded, "Key Quota Limit Exceeded"))
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseQuotaExceeded, chain.MsgQuotaExceeded)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseQuotaExceeded, chain.MsgQuotaExceeded)
 		return false
 	}
 	return true

@@ -53,7 +53,7 @@ func (s *step) Serve(c *chain.Call) bool {
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10))
 	if !d.Allowed {
 		s.events.Publish(chain.KeyEvent(c, event.RateLimitExceeded, "Key Rate Limit Exceeded"))
-		chain.WriteError(c.W, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
+		chain.WriteError(c.W, c.R, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
 		return false
 	}
 	c.W = newLimitWriter(c.W)

@@ -47,6 +47,9 @@ var _ chain.Step = (*step)(nil)
 type compiled struct {
 	name    string
 	expires time.Time // zero: never
+	// expiryEnforced: requests after expires are refused; a not_versioned
+	// API's version never expires, as in Tyk (TestOldVersioning_Expires).
+	expiryEnforced bool
 	// rules are the enabled entries of ignored, black_list and white_list,
 	// in that order.
 	rules []pathRule
@@ -166,17 +169,24 @@ func compileVersion(def *apidef.APIDefinition, name string, v apidef.VersionInfo
 		vs.expires = t
 	}
 	targetRaw, targetField := def.Proxy.TargetURL, "proxy.target_url"
-	if v.OverrideTarget != "" {
+	// A not_versioned API forwards to target_url whatever its version
+	// says, as Tyk does (TestNotVersioned).
+	if v.OverrideTarget != "" && !def.VersionData.NotVersioned {
 		targetRaw, targetField = v.OverrideTarget, field+".override_target"
 	}
 	target, err := apidef.ParseTarget(targetRaw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", targetField, err)
 	}
-	vs.proxy = upstream.New(upstream.Settings{
+	settings := upstream.Settings{
 		Target: target, ListenPath: def.ListenPath(), Strip: def.Proxy.StripListenPath,
-		PreserveHost: def.Proxy.PreserveHostHeader, SetHeaders: v.GlobalHeaders, RemoveHeaders: v.GlobalHeadersRemove,
-	}, def.APIID, transport, log)
+		DisableStripSlash: def.Proxy.DisableStripSlash, PreserveHost: def.Proxy.PreserveHostHeader,
+	}
+	if !v.GlobalHeadersDisabled {
+		settings.SetHeaders, settings.RemoveHeaders = v.GlobalHeaders, v.GlobalHeadersRemove
+	}
+	vs.proxy = upstream.New(settings, def.APIID, transport, log)
+	vs.expiryEnforced = !def.VersionData.NotVersioned
 	warnings := compileLists(vs, field, v, m)
 	return vs, warnings, nil
 }
@@ -297,16 +307,16 @@ func (s *step) Serve(c *chain.Call) bool {
 		if name == "" {
 			v = s.fallback
 			if v == nil {
-				chain.WriteError(c.W, http.StatusForbidden, chain.CauseVersionMissing, chain.MsgVersionMissing)
+				chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionMissing, chain.MsgVersionMissing)
 				return false
 			}
 		} else if v = s.versions[name]; v == nil {
-			chain.WriteError(c.W, http.StatusForbidden, chain.CauseVersionUnknown, chain.MsgVersionUnknown)
+			chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionUnknown, chain.MsgVersionUnknown)
 			return false
 		}
 	}
-	if !v.expires.IsZero() && !c.Now.Before(v.expires) {
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseVersionExpired, chain.MsgVersionExpired)
+	if v.expiryEnforced && !v.expires.IsZero() && !c.Now.Before(v.expires) {
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionExpired, chain.MsgVersionExpired)
 		return false
 	}
 	c.Version, c.Upstream = v.name, v.proxy
@@ -325,7 +335,7 @@ func (s *step) Serve(c *chain.Call) bool {
 			a.write(c.W)
 			return false
 		case a.kind == refuse || rule.list == blackList:
-			chain.WriteError(c.W, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+			chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
 			return false
 		case rule.list == ignoredList:
 			c.Ignored = true
@@ -333,7 +343,7 @@ func (s *step) Serve(c *chain.Call) bool {
 		return pass(c, v)
 	}
 	if v.whiteListed {
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
 		return false
 	}
 	return pass(c, v)
@@ -342,7 +352,7 @@ func (s *step) Serve(c *chain.Call) bool {
 // pass lets the request through; like Tyk, only a request that passes
 // is told when its version expires.
 func pass(c *chain.Call, v *compiled) bool {
-	if !v.expires.IsZero() {
+	if !v.expires.IsZero() && c.Now.Before(v.expires) {
 		c.W.Header().Set("X-Tyk-Api-Expires", v.expires.UTC().Format(http.TimeFormat))
 	}
 	return true
