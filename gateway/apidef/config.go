@@ -63,6 +63,8 @@ type Config struct {
 	// DisableKeyActionsByUsername finds a key only as it is sent, never as
 	// the token a custom key name was stored under.
 	DisableKeyActionsByUsername bool `json:"disable_key_actions_by_username"`
+	// EnableHashedKeysListing allows GET /tyk/keys with hash_keys on.
+	EnableHashedKeysListing bool `json:"enable_hashed_keys_listing"`
 	// MinTokenLength is the shortest key accepted. Default 3, as in Tyk.
 	MinTokenLength int `json:"min_token_length"`
 	// TrustedProxies (tollgate's own) are the addresses, or CIDR ranges,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -293,4 +294,38 @@ func (s *Store) Update(ctx context.Context, id string, change func(*State) bool)
 		return out, nil
 	}
 	return nil, ErrConflict
+}
+
+// List returns the ids of the stored sessions, at most max, scanning every
+// master of a cluster.
+func (s *Store) List(ctx context.Context, max int) ([]string, error) {
+	var (
+		mu  sync.Mutex
+		ids []string
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, KeyPrefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			if len(ids) < max {
+				ids = append(ids, strings.TrimPrefix(iter.Val(), KeyPrefix))
+			}
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	slices.Sort(ids)
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
 }
