@@ -51,6 +51,8 @@ type APIDefinition struct {
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
+	// ConfigDataDisabled hides config_data from JS middleware, as in Tyk.
+	ConfigDataDisabled bool `json:"config_data_disabled"`
 	// CacheOptions turns the response cache on (see CacheOptions).
 	CacheOptions CacheOptions `json:"cache_options"`
 	// CORS answers browsers' preflights and adds CORS headers to every

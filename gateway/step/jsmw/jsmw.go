@@ -117,7 +117,11 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 		return nil, errors.New("custom_middleware: the API has JS middleware but enable_jsvm is false in tyk.conf")
 	}
 	log := o.Log.With("api_id", def.APIID)
-	prog, err := jsvm.Compile(jsvm.Spec{APIID: def.APIID, OrgID: def.OrgID, ConfigData: def.ConfigData}, sources, jsvm.Config{
+	configData := def.ConfigData
+	if def.ConfigDataDisabled {
+		configData = nil
+	}
+	prog, err := jsvm.Compile(jsvm.Spec{APIID: def.APIID, OrgID: def.OrgID, ConfigData: configData}, sources, jsvm.Config{
 		Timeout: o.Timeout,
 		Log:     log.With("prefix", "jsvm"),
 		RawLog:  o.RawLog,
