@@ -56,53 +56,19 @@ func (s *step) Serve(c *chain.Call) bool {
 		chain.WriteError(c.W, c.R, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
 		return false
 	}
-	c.W = newLimitWriter(c.W)
+	c.W = chain.OwnedHeaders(c.W, isLimitHeader)
 	return true
 }
 
 // limitHeaders are the headers this step sets.
 var limitHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
 
-// limitWriter keeps the gateway's X-RateLimit-* the only ones in the
-// response: the proxy adds the upstream's headers to the gateway's, so an
-// upstream that counts on its own would give clients two of each.
-type limitWriter struct {
-	chain.Writer
-	own   [len(limitHeaders)][]string
-	wrote bool
-}
-
-func newLimitWriter(w http.ResponseWriter) *limitWriter {
-	lw := &limitWriter{Writer: chain.Writer{ResponseWriter: w}}
-	for i, name := range limitHeaders {
-		lw.own[i] = w.Header()[name]
-	}
-	return lw
-}
-
-func (w *limitWriter) WriteHeader(code int) {
-	if !w.wrote {
-		// Also restores them after a 1xx response, which clears the map.
-		h := w.Header()
-		for i, name := range limitHeaders {
-			h[name] = w.own[i]
+// isLimitHeader tells the headers this step sets.
+func isLimitHeader(name string) bool {
+	for _, h := range limitHeaders {
+		if name == h {
+			return true
 		}
-		w.wrote = code >= http.StatusOK || code == http.StatusSwitchingProtocols
 	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *limitWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes streaming flushes through.
-func (w *limitWriter) Flush() {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	w.Writer.Flush()
+	return false
 }
