@@ -247,7 +247,11 @@ func (g *Gateway) Reload() error {
 	}
 	var fileErrs *apidef.DefinitionErrors
 	if loadErr != nil && !errors.As(loadErr, &fileErrs) {
-		g.log.Error("API definitions not loaded; the APIs being served stay", "error", loadErr)
+		if g.routes.Load() == nil {
+			g.log.Error("API definitions not loaded; no API is served", "error", loadErr)
+		} else {
+			g.log.Error("API definitions not loaded; the APIs being served stay", "error", loadErr)
+		}
 		return loadErr
 	}
 	if fileErrs != nil {

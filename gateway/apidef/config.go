@@ -286,6 +286,9 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	if err := ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, nil, err
 	}
+	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
+		return nil, nil, fmt.Errorf("listen_port: %d is not a TCP port (1 to 65535; 0 or absent means 8080)", cfg.ListenPort)
+	}
 	if err := cfg.SessionOptions().Validate(); err != nil {
 		return nil, nil, err
 	}
