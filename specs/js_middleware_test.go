@@ -67,6 +67,20 @@ return testJSVMData.ReturnData(request, {});`)
 	})
 })
 
+var _ = Describe("JS middleware that returns what cannot be applied, as Tyk's tests describe it", Label("jsvm", "tyk-mirror"), func() {
+	It(`answers 500 and does not reach the upstream when Session is not a session (mirrors Tyk TestJSVM_StopProxyWhenFail "failed to decode returned data")`, func() {
+		mw := jsFile("malformedDataMiddleware", `var malformedDataMiddleware = new TykJS.TykMiddleware.NewMiddleware({});
+malformedDataMiddleware.NewProcessRequest(function(request, session) {
+	return {Request: request, Session: "malformed"}
+});`)
+		env := specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(fmt.Sprintf(`{"api_id": "js", "org_id": "org1", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/js/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "custom_middleware": {"pre": [{"name": "malformedDataMiddleware", "path": %q}]}}`, mw)))
+		Expect(env.Get("/js/get").StatusCode).To(Equal(http.StatusInternalServerError))
+		Expect(env.Upstream.Requests()).To(BeEmpty())
+	})
+})
+
 var _ = Describe("JS middleware", Label("jsvm"), func() {
 	var env *specs.Env
 
