@@ -220,13 +220,16 @@ func (g *Gateway) keyStoreOK(w http.ResponseWriter, err error) bool {
 // ?suppress_reset=1 the key's quota and rate-limit counters start afresh
 // and last_updated is set; with it the session is stored as given.
 func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key string, create bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
-	if err != nil {
-		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+	body, ok := readControlBody(w, r)
+	if !ok {
 		return
 	}
 	var st session.State
 	if _, err := apidef.DecodeStrict(body, &st); err != nil {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+		return
+	}
+	if err := st.Validate(); err != nil {
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
 		return
 	}
@@ -243,6 +246,7 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		return
 	}
 	if key == "" {
+		var err error
 		key, err = g.sessions.store.GenerateKey(st.OrgID, "")
 		if err != nil {
 			chain.WriteControlError(w, http.StatusInternalServerError, chain.CauseStorageUnavailable, "generating a key: "+err.Error())
@@ -251,7 +255,6 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 	}
 	id := g.sessions.store.ID(key)
 	if !create {
-		var ok bool
 		if id, ok = g.keyID(w, r, key); !ok {
 			return
 		}
@@ -369,9 +372,8 @@ func validAPIID(id string) bool {
 // which leaves two files with one api_id when it came from another). It
 // is served from the next reload (/tyk/reload), as in Tyk.
 func (g *Gateway) controlWriteAPI(w http.ResponseWriter, r *http.Request, pathID string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
-	if err != nil {
-		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+	body, ok := readControlBody(w, r)
+	if !ok {
 		return
 	}
 	var fields map[string]json.RawMessage
@@ -485,3 +487,19 @@ func (g *Gateway) controlListKeys(w http.ResponseWriter, r *http.Request) {
 
 // maxListedKeys bounds GET /tyk/keys.
 const maxListedKeys = 100_000
+
+// readControlBody reads a control API request body of at most
+// maxControlBody bytes; a larger one is answered 413 naming the limit.
+func readControlBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		chain.WriteControlError(w, http.StatusRequestEntityTooLarge, chain.CauseControlBadRequest, fmt.Sprintf("Request body too large: the control API takes at most %d bytes", maxControlBody))
+		return nil, false
+	case err != nil:
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}

@@ -226,6 +226,9 @@ func (h *jsHost) SetKeyData(ctx context.Context, key, sessionJSON string, suppre
 	if err := json.Unmarshal([]byte(sessionJSON), &st); err != nil {
 		return fmt.Errorf("TykSetKeyData: session is not valid JSON: %w", err)
 	}
+	if err := st.Validate(); err != nil {
+		return fmt.Errorf("TykSetKeyData: %w", err)
+	}
 	if err := h.g.saveKey(ctx, id, &st, !suppressReset, true); err != nil {
 		return err
 	}

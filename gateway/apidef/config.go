@@ -3,6 +3,7 @@ package apidef
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -286,6 +287,9 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	if err := ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, nil, err
 	}
+	if err := cfg.validateRanges(); err != nil {
+		return nil, nil, err
+	}
 	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
 		return nil, nil, fmt.Errorf("listen_port: %d is not a TCP port (1 to 65535; 0 or absent means 8080)", cfg.ListenPort)
 	}
@@ -358,4 +362,38 @@ func ValidateDebugListen(addr string) error {
 		return nil
 	}
 	return fmt.Errorf("debug_listen: %q is not a loopback address; the debug listener has no authentication, so it only listens on 127.0.0.0/8, ::1 or localhost (e.g. \"127.0.0.1:6060\")", addr)
+}
+
+// seconds checks a duration setting given in seconds: 0 (the default) or
+// from min to max, never NaN; it names field.
+func seconds(field string, v, min, max float64) error {
+	if v == 0 {
+		return nil
+	}
+	if math.IsNaN(v) || v < min || v > max {
+		return fmt.Errorf("%s: %v is not a number of seconds from %g to %g (0 for the default)", field, v, min, max)
+	}
+	return nil
+}
+
+// validateRanges refuses numbers tyk.conf cannot mean: negative sizes,
+// durations that would overflow or that are too short to be meant.
+func (c *Config) validateRanges() error {
+	checks := []error{
+		seconds("proxy_default_timeout", c.ProxyDefaultTimeout, 0.001, 24*3600),
+		seconds("jsvm_timeout", c.JSVMTimeout, 0.001, 3600),
+		seconds("analytics_config.flush_interval", c.AnalyticsConfig.FlushInterval, 0.01, 3600),
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
+		}
+	}
+	if n := c.AnalyticsConfig.RecordsBufferSize; n < 0 || n > 10_000_000 {
+		return fmt.Errorf("analytics_config.records_buffer_size: %d is not from 0 to 10000000 (0 for the default)", n)
+	}
+	if t := c.LocalSessionCache.CachedSessionTimeout; t < 0 || t > 24*3600 {
+		return fmt.Errorf("local_session_cache.cached_session_timeout: %d is not a number of seconds from 0 to 86400", t)
+	}
+	return nil
 }
