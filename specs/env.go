@@ -186,7 +186,7 @@ func (e *Env) StartGateway() *Instance {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) error { return gw.Shutdown(ctx) }, NodeTimeout(10*time.Second))
 	inst.Gateway = gw
-	inst.URL = serve(gw).URL()
+	inst.URL = serve(gw, gateway.WithTimeouts(cfg)).URL()
 
 	transport := &http.Transport{}
 	DeferCleanup(transport.CloseIdleConnections)

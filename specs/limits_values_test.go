@@ -1,8 +1,11 @@
 package specs_test
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -65,4 +68,23 @@ var _ = Describe("Durations in tyk.conf", Label("limits-hostile", "config"), fun
 		Entry("records_buffer_size -1", `{"analytics_config": {"records_buffer_size": -1}}`, "records_buffer_size"),
 		Entry("cached_session_timeout -1", `{"local_session_cache": {"cached_session_timeout": -1}}`, "cached_session_timeout"),
 	)
+})
+
+var _ = Describe("A request body sent a byte at a time", Label("limits-hostile", "proxy"), func() {
+	It("is cut at http_server_options.read_timeout: the connection is closed, not held", func(ctx SpecContext) {
+		env := specs.NewEnv(
+			specs.WithConfig(`{"secret": "spec-secret", "http_server_options": {"read_timeout": 1}}`),
+			specs.WithAPI(keylessAPI("slow", "/slow/")),
+		)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(env.URL, "http://"))
+		Expect(err).NotTo(HaveOccurred())
+		defer conn.Close()
+		_, err = io.WriteString(conn, "POST /slow/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+		Expect(err).NotTo(HaveOccurred())
+		// The client sends nothing more; a gateway without a read timeout
+		// would wait for the other 999 bytes for ever.
+		Expect(conn.SetReadDeadline(time.Now().Add(8 * time.Second))).To(Succeed())
+		_, err = io.Copy(io.Discard, conn)
+		Expect(err).NotTo(HaveOccurred(), "the gateway still held the connection after 8 s")
+	}, SpecTimeout(15*time.Second))
 })

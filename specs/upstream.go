@@ -105,9 +105,9 @@ func Serve(h http.Handler) string {
 }
 
 // serve runs h on 127.0.0.1:0 until the spec's cleanup shuts it down.
-func serve(h http.Handler) *gateway.Server {
+func serve(h http.Handler, opts ...gateway.ServerOption) *gateway.Server {
 	GinkgoHelper()
-	srv, err := gateway.Listen("127.0.0.1:0", h, slog.New(slog.NewTextHandler(GinkgoWriter, nil)))
+	srv, err := gateway.Listen("127.0.0.1:0", h, slog.New(slog.NewTextHandler(GinkgoWriter, nil)), opts...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx context.Context) error { return srv.Shutdown(ctx) }, NodeTimeout(10*time.Second))
 	return srv

@@ -136,6 +136,23 @@ type HTTPServerOptions struct {
 	EnablePathPrefixMatching bool `json:"enable_path_prefix_matching"`
 	// EnablePathSuffixMatching anchors them at the end of the path too.
 	EnablePathSuffixMatching bool `json:"enable_path_suffix_matching"`
+	// ReadTimeout, in seconds, bounds reading a whole request, body
+	// included; WriteTimeout bounds writing its response. 0 means 120, as
+	// in Tyk. Keep write_timeout above proxy_default_timeout.
+	ReadTimeout  int `json:"read_timeout"`
+	WriteTimeout int `json:"write_timeout"`
+}
+
+// Timeouts are read_timeout and write_timeout with Tyk's defaults.
+func (o HTTPServerOptions) Timeouts() (read, write time.Duration) {
+	read, write = 120*time.Second, 120*time.Second
+	if o.ReadTimeout > 0 {
+		read = time.Duration(o.ReadTimeout) * time.Second
+	}
+	if o.WriteTimeout > 0 {
+		write = time.Duration(o.WriteTimeout) * time.Second
+	}
+	return read, write
 }
 
 // LocalSessionCache is tyk.conf's local_session_cache.
@@ -387,6 +404,11 @@ func (c *Config) validateRanges() error {
 	for _, err := range checks {
 		if err != nil {
 			return err
+		}
+	}
+	for field, v := range map[string]int{"http_server_options.read_timeout": c.HTTPServerOptions.ReadTimeout, "http_server_options.write_timeout": c.HTTPServerOptions.WriteTimeout} {
+		if v < 0 || v > 24*3600 {
+			return fmt.Errorf("%s: %d is not a number of seconds from 0 to 86400 (0 for 120)", field, v)
 		}
 	}
 	if n := c.AnalyticsConfig.RecordsBufferSize; n < 0 || n > 10_000_000 {

@@ -57,7 +57,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tollgate: %v\n", err)
 		return 2
 	}
-	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log)
+	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log, gateway.WithTimeouts(cfg))
 	if err != nil {
 		_ = gw.Shutdown(context.Background())
 		fmt.Fprintf(stderr, "tollgate: listening: %v\n", err)
