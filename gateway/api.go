@@ -79,6 +79,7 @@ func (g *Gateway) compileAPI(def *apidef.APIDefinition) (*api, []string, error) 
 // analytics.
 func (a *api) serve(w http.ResponseWriter, r *http.Request, now time.Time, clientIP string) *chain.Call {
 	c := chain.NewCall(w, r, a.def, a.listenPath, now, clientIP)
+	c.StoreBudget = a.g.storeBudget
 	for _, s := range a.chain {
 		if !s.Serve(c) {
 			return c

@@ -53,6 +53,8 @@ type Gateway struct {
 	transport  *http.Transport
 	healthPath string
 	trust      *chain.Trust // whose X-Real-IP and X-Forwarded-For are believed
+	// storeBudget bounds each Redis operation of a request.
+	storeBudget time.Duration
 
 	sessions *sessions
 	events   *event.Bus
@@ -139,6 +141,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 	g.trust = chain.NewTrust(proxies)
+	g.storeBudget = cfg.Storage.RequestBudget()
 	g.debug = newDebugEndpoints(g.log)
 	store, err := storage.Open(cfg.Storage, g.log)
 	if err != nil {

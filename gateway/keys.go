@@ -52,7 +52,9 @@ func (s *sessions) Lookup(ctx context.Context, orgID, key string) (string, *sess
 // A failure is logged, not answered: the request itself was valid.
 func (g *Gateway) writeSession(c *chain.Call) {
 	set, removed := metaChanges(c.MetaBefore, c.Session.MetaData)
-	st, err := g.sessions.store.Update(c.R.Context(), c.KeyID, func(st *session.State) bool {
+	ctx, cancel := c.StoreContext()
+	defer cancel()
+	st, err := g.sessions.store.Update(ctx, c.KeyID, func(st *session.State) bool {
 		changed := false
 		for k, v := range set {
 			if old, ok := st.MetaData[k]; !ok || !reflect.DeepEqual(old, v) {

@@ -88,3 +88,30 @@ var _ = Describe("A request body sent a byte at a time", Label("limits-hostile",
 		Expect(err).NotTo(HaveOccurred(), "the gateway still held the connection after 8 s")
 	}, SpecTimeout(15*time.Second))
 })
+
+var _ = Describe("A Redis node that stops answering (SIGSTOP)", Label("limits-hostile", "auth"), specs.SimulatedOnly("hangs a simulated node; a real one would need SIGSTOP"), func() {
+	It("costs a request for a key on it a 503 within storage.request_timeout, not the store's read timeout", func(ctx SpecContext) {
+		env := specs.NewEnv(
+			specs.WithConfig(`{"secret": "spec-secret", "storage": {"request_timeout": 0.5}, "local_session_cache": {"disable_cached_session_state": true}}`),
+			specs.WithAPI(keyedAPI("orders", "/orders/")),
+		)
+		key := env.IssueKey(grantTo("orders"))
+		owner := env.OwnerOf(ctx, "apikey-"+key)
+		for _, n := range env.Cluster.Nodes() {
+			if n.Addr() == owner {
+				n.Hang()
+				DeferCleanup(n.Resume)
+			}
+		}
+		// The client gives up after 3 s; storage.timeout (5 s) would
+		// outlast it, the request budget does not.
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.URL+"/orders/", nil)
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", key)
+		client := &http.Client{Timeout: 3 * time.Second}
+		resp, err := client.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusServiceUnavailable))
+	}, SpecTimeout(20*time.Second))
+})

@@ -18,6 +18,7 @@
 package chain
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -45,6 +46,9 @@ type Call struct {
 	Now time.Time
 	// ClientIP is the caller's address, as Trust.ClientIP decided it.
 	ClientIP string
+	// StoreBudget bounds each Redis operation of the request (see
+	// StoreContext).
+	StoreBudget time.Duration
 
 	// Path is the request path relative to the listen path ("/users/7").
 	Path string
@@ -102,4 +106,14 @@ func relativePath(path, listenPath string) string {
 		return "/" + rest
 	}
 	return rest
+}
+
+// StoreContext is the context a step gives one Redis operation: the
+// request's, bounded by StoreBudget, so a store that hangs costs the
+// request that long and no longer. Call cancel when the operation is done.
+func (c *Call) StoreContext() (ctx context.Context, cancel context.CancelFunc) {
+	if c.StoreBudget <= 0 {
+		return c.R.Context(), func() {}
+	}
+	return context.WithTimeout(c.R.Context(), c.StoreBudget)
 }

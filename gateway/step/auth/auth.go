@@ -97,7 +97,9 @@ func (t *step) Serve(c *chain.Call) bool {
 		chain.WriteError(c.W, c.R, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
 		return false
 	}
-	id, st, err := t.Sessions.Lookup(c.R.Context(), c.API.OrgID, key)
+	ctx, cancel := c.StoreContext()
+	id, st, err := t.Sessions.Lookup(ctx, c.API.OrgID, key)
+	cancel()
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)

@@ -247,7 +247,9 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 		return true // someone's own request; see shared.go
 	}
 	key := rc.entryKey(c)
-	data, found, err := rc.store.Get(c.R.Context(), key)
+	ctx, cancel := c.StoreContext()
+	data, found, err := rc.store.Get(ctx, key)
+	cancel()
 	if err != nil {
 		rc.log.Warn("response cache not used: store unavailable", "api_id", rc.apiID, "error", err)
 		return true
@@ -304,7 +306,9 @@ func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 		e.Header[name] = values
 	}
 	data := e.encode()
-	if err := rc.store.Set(c.R.Context(), key, data, ttl); err != nil {
+	ctx, cancel := c.StoreContext()
+	defer cancel()
+	if err := rc.store.Set(ctx, key, data, ttl); err != nil {
 		rc.log.Warn("response not cached: store unavailable", "api_id", rc.apiID, "error", err)
 	}
 }

@@ -40,7 +40,9 @@ func (s *step) Serve(c *chain.Call) bool {
 		return true
 	}
 	renewal := time.Duration(c.Session.QuotaRenewalRate) * time.Second
-	d, err := s.counter.Consume(c.R.Context(), c.KeyID, c.Session.QuotaMax, renewal)
+	ctx, cancel := c.StoreContext()
+	d, err := s.counter.Consume(ctx, c.KeyID, c.Session.QuotaMax, renewal)
+	cancel()
 	if err != nil {
 		s.log.Warn("quota not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		return true

@@ -42,7 +42,9 @@ func (s *step) Serve(c *chain.Call) bool {
 		return true
 	}
 	per := time.Duration(c.Session.Per * float64(time.Second))
-	d, err := s.limiter.Allow(c.R.Context(), c.KeyID, c.Session.Rate, per)
+	ctx, cancel := c.StoreContext()
+	d, err := s.limiter.Allow(ctx, c.KeyID, c.Session.Rate, per)
+	cancel()
 	if err != nil {
 		s.log.Warn("rate limit not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		return true
