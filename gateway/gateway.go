@@ -171,7 +171,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		g.log.Info("cluster notifications off: tyk.conf has neither node_secret nor secret, so /tyk/reload/group and key changes reach this gateway only")
 	}
 	if cfg.EnableAnalytics {
-		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig)
+		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig, g.log)
 	}
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
