@@ -160,6 +160,7 @@ var readingOrder = []string{
 	"analytics",
 	"cluster",
 	"debug",
+	"shutdown", // what stopping keeps and what it cuts
 	"leak",
 	"seed",
 }
