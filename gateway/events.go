@@ -94,6 +94,9 @@ func (g *Gateway) dispatchEvent(e event.Event) {
 	for _, h := range handlers {
 		ctx, cancel := context.WithTimeout(g.eventCtx, webhookTimeout)
 		if err := h.Handle(ctx, e); err != nil {
+			if g.eventCtx.Err() != nil {
+				g.handlersCut.Add(1)
+			}
 			g.log.Warn("event handler failed", "type", string(e.Type), "api_id", e.APIID, "error", err)
 		}
 		cancel()

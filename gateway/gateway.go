@@ -60,15 +60,22 @@ type Gateway struct {
 	events   *event.Bus
 	// globalEvents are tyk.conf's event handlers.
 	globalEvents map[event.Name][]eventHandler
-	// eventCtx bounds event handlers; Shutdown cancels it when its own
-	// deadline passes, so a slow webhook cannot hold shutdown up.
+	// eventCtx bounds event handlers; Shutdown cancels it when its webhook
+	// phase ends, so a slow webhook cannot hold shutdown up.
 	eventCtx    context.Context
 	eventCancel context.CancelFunc
+	// handlersCut counts event handlers that failed because eventCtx was
+	// cancelled: deliveries Shutdown cut off.
+	handlersCut atomic.Uint64
 	limiters    limiters
 	quota       *limit.Quota
 
 	analytics *analytics.Recorder // nil when enable_analytics is off
-	debug     *debugEndpoints     // profiler and summary; debug_listen's listener
+	// recording counts requests on their way to an analytics record, so
+	// Shutdown can let those the server cut off hand theirs in.
+	recording inFlight
+	limits    ShutdownLimits
+	debug     *debugEndpoints // profiler and summary; debug_listen's listener
 
 	// notify carries reloads and key changes between the gateways of a
 	// deployment over Redis pub/sub; nil without node_secret or secret.
@@ -115,6 +122,34 @@ func WithRawLog(w io.Writer) Option {
 	return func(g *Gateway) { g.rawLog = w }
 }
 
+// ShutdownLimits bound the phases of Gateway.Shutdown, each from the moment
+// it starts, so a phase that runs out of time does not take the next one's.
+type ShutdownLimits struct {
+	// Flush bounds writing what is buffered for Redis (analytics records),
+	// including letting requests the server cut off at its grace hand in
+	// their records (at most half of it). It is not shortened by the
+	// context given to Shutdown: an expired grace must not cost what is
+	// buffered. Default DefaultFlushLimit.
+	Flush time.Duration
+	// Webhooks bounds delivering the events still queued or in flight
+	// (webhooks) after the flush; then deliveries in flight are cancelled
+	// and the queue is dropped. The context given to Shutdown may end it
+	// sooner. Default DefaultWebhookLimit.
+	Webhooks time.Duration
+}
+
+// Defaults of ShutdownLimits.
+const (
+	DefaultFlushLimit   = 10 * time.Second
+	DefaultWebhookLimit = 5 * time.Second
+)
+
+// WithShutdownLimits sets how long Shutdown's flush and webhook phases may
+// take; a zero field keeps its default.
+func WithShutdownLimits(l ShutdownLimits) Option {
+	return func(g *Gateway) { g.limits = l }
+}
+
 // sessionCacheSize bounds the local session cache.
 const sessionCacheSize = 100_000
 
@@ -133,6 +168,13 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
+	if g.limits.Flush <= 0 {
+		g.limits.Flush = DefaultFlushLimit
+	}
+	if g.limits.Webhooks <= 0 {
+		g.limits.Webhooks = DefaultWebhookLimit
+	}
+	g.recording.idle = make(chan struct{}, 1)
 	if err := apidef.ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, err
 	}
@@ -174,7 +216,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		g.log.Info("cluster notifications off: tyk.conf has neither node_secret nor secret, so /tyk/reload/group and key changes reach this gateway only")
 	}
 	if cfg.EnableAnalytics {
-		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig)
+		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig, g.log)
 	}
 	if err := g.Reload(); err != nil && g.routes.Load() == nil {
 		_ = g.Shutdown(context.Background())
@@ -367,6 +409,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.serve(w, r, g.now(), ip)
 		return
 	}
+	g.recording.begin()
+	defer g.recording.end()
 	start := g.now()
 	sw := chain.NewStatusWriter(w)
 	c := api.serve(sw, r, start, ip)
@@ -392,38 +436,162 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 	return g.analytics.Dropped()
 }
 
-// Shutdown releases what the gateway holds: it ends running profiles and
-// stops the debug listener, delivers queued events
-// until ctx ends (then cuts off webhooks in flight and drops the rest),
-// writes the analytics records still buffered,
-// ends its cluster-notification subscription,
-// closes idle upstream connections and the store it opened (including the
-// embedded cluster). Stop the Server in front of it first so no request is
-// in flight. Later calls do nothing and return nil.
+// Errors Shutdown wraps, so a caller can tell what was cut.
+var (
+	// ErrBufferedLost: data buffered for Redis (analytics records) was not
+	// written, because Redis refused it or the flush limit passed; the
+	// error and the log say how many records.
+	ErrBufferedLost = errors.New("buffered data not written to Redis")
+	// ErrEventsCut: events were still queued or being delivered (webhooks)
+	// when the webhook limit or ctx ended; those in flight were cancelled
+	// and the queued ones dropped.
+	ErrEventsCut = errors.New("event deliveries cut off")
+)
+
+// Shutdown stops the gateway in phases, each with its own deadline. Stop
+// the Server in front of it first (Server.Shutdown: stop accepting, let
+// requests finish until the grace, cut the rest), then:
+//
+//  1. Stop: running profiles end and the debug listener stops (within ctx).
+//  2. Flush, within ShutdownLimits.Flush from a deadline of its own, even
+//     when ctx has already ended: requests still inside the gateway (those
+//     the server cut off end as soon as their upstream call sees the closed
+//     connection) get up to half of it to hand in their analytics records;
+//     then every buffered record is written to Redis, retrying writes that
+//     got no answer. Records Redis refuses, or that are unwritten at the
+//     deadline, are logged with their count and reported as
+//     ErrBufferedLost.
+//  3. Webhooks, last, so they never hold the flush up: queued events are
+//     delivered until ShutdownLimits.Webhooks or ctx ends, whichever comes
+//     first; then deliveries in flight are cancelled and the rest dropped,
+//     reported as ErrEventsCut (wrapping ctx's error or
+//     context.DeadlineExceeded).
+//  4. Release, within releaseLimit of its own: the cluster-notification
+//     subscription, idle upstream connections and the store (including
+//     the embedded cluster).
+//
+// So Shutdown takes at most Flush, plus the shorter of Webhooks and ctx,
+// plus releaseLimit (in practice, milliseconds). Later calls do nothing
+// and return nil.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := errAlreadyShutDown
 	g.shutdownOnce.Do(func() {
 		// Running profiles end now, so nothing below waits for them.
 		debugErr := g.debug.close(ctx)
-		stop := context.AfterFunc(ctx, g.eventCancel)
-		evErr := g.events.Close(ctx)
-		stop()
-		g.eventCancel()
-		var anErr error
-		if g.analytics != nil {
-			anErr = g.analytics.Close(ctx)
-		}
-		var notifyErr error
-		if g.notify != nil {
-			notifyErr = g.notify.Close(ctx)
-		}
-		g.transport.CloseIdleConnections()
-		err = errors.Join(debugErr, evErr, anErr, notifyErr, g.store.Close())
+		flushErr := g.flushAtShutdown(ctx)
+		eventsErr := g.cutEvents(ctx)
+		err = errors.Join(debugErr, flushErr, eventsErr, g.release(ctx))
 	})
 	if err == errAlreadyShutDown {
 		return nil
 	}
 	return err
+}
+
+// flushAtShutdown is Shutdown's flush phase: a fresh deadline that keeps
+// ctx's values but not its end.
+func (g *Gateway) flushAtShutdown(ctx context.Context) error {
+	if g.analytics == nil {
+		return nil
+	}
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.limits.Flush)
+	defer cancel()
+	waitCtx, cancelWait := context.WithTimeout(flushCtx, g.limits.Flush/2)
+	running := g.recording.wait(waitCtx)
+	cancelWait()
+	err := g.analytics.Close(flushCtx)
+	if err == nil && running == 0 {
+		return nil
+	}
+	lost := 0
+	if notWritten := (*analytics.NotWrittenError)(nil); errors.As(err, &notWritten) {
+		lost = notWritten.Records
+	}
+	g.log.Error("shutdown: analytics records lost", "not_written", lost, "requests_still_running", running,
+		"flush_limit", g.limits.Flush, "error", err)
+	unrecorded := fmt.Errorf("%d requests still running at the flush limit, their records not taken", running)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %w", ErrBufferedLost, unrecorded)
+	case running == 0:
+		return fmt.Errorf("%w: %w", ErrBufferedLost, err)
+	default:
+		return fmt.Errorf("%w: %w; %w", ErrBufferedLost, err, unrecorded)
+	}
+}
+
+// cutEvents is Shutdown's webhook phase: the bus stops taking events and
+// delivers what is queued until the webhook limit or ctx ends; then
+// handlers in flight are cancelled and the rest dropped.
+func (g *Gateway) cutEvents(ctx context.Context) error {
+	eventsCtx, cancel := context.WithTimeout(ctx, g.limits.Webhooks)
+	defer cancel()
+	stop := context.AfterFunc(eventsCtx, g.eventCancel)
+	droppedBefore := g.events.Dropped()
+	err := g.events.Close(eventsCtx)
+	stop()
+	g.eventCancel()
+	dropped, cancelled := g.events.Dropped()-droppedBefore, g.handlersCut.Load()
+	if err == nil || dropped+cancelled == 0 {
+		// The deadline may pass as the last worker exits: nothing was cut.
+		return nil
+	}
+	g.log.Warn("shutdown: events cut off; webhooks in flight were cancelled and queued events dropped",
+		"cancelled", cancelled, "dropped", dropped, "webhook_limit", g.limits.Webhooks, "error", err)
+	return fmt.Errorf("%w: %d deliveries cancelled, %d queued events dropped: %w", ErrEventsCut, cancelled, dropped, err)
+}
+
+// releaseLimit bounds Shutdown's last phase; closing connections and
+// ending the notification receiver take milliseconds.
+const releaseLimit = 5 * time.Second
+
+// release is Shutdown's last phase, on a deadline of its own so an
+// expired ctx does not leave the notification receiver running.
+func (g *Gateway) release(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseLimit)
+	defer cancel()
+	var notifyErr error
+	if g.notify != nil {
+		notifyErr = g.notify.Close(ctx)
+	}
+	g.transport.CloseIdleConnections()
+	return errors.Join(notifyErr, g.store.Close())
+}
+
+// inFlight counts requests without a lock on their path; Shutdown waits
+// for the count to reach zero.
+type inFlight struct {
+	n        atomic.Int64
+	draining atomic.Bool
+	idle     chan struct{} // capacity 1: the last request out while draining says so
+}
+
+func (f *inFlight) begin() { f.n.Add(1) }
+
+func (f *inFlight) end() {
+	if f.n.Add(-1) == 0 && f.draining.Load() {
+		select {
+		case f.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait returns once no request is in flight, or when ctx ends with the
+// number still running.
+func (f *inFlight) wait(ctx context.Context) int64 {
+	f.draining.Store(true)
+	for {
+		n := f.n.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-f.idle:
+		case <-ctx.Done():
+			return f.n.Load()
+		}
+	}
 }
 
 // errAlreadyShutDown marks a Shutdown call after the first: it has nothing

@@ -63,7 +63,10 @@ type Env struct {
 // Instance is one running gateway and a client for it.
 type Instance struct {
 	Gateway *gateway.Gateway
-	URL     string
+	// Server serves Gateway at URL; a spec may shut it down itself, as
+	// cmd/tollgate does on SIGTERM, before the gateway.
+	Server *gateway.Server
+	URL    string
 
 	client *http.Client
 	logs   *SyncBuffer
@@ -81,6 +84,14 @@ type envSettings struct {
 	// hosts maps further upstream host names to addresses (host:port).
 	hosts map[string]string
 	roots *x509.CertPool
+	// gatewayOpts are passed to gateway.New after the harness's own.
+	gatewayOpts []gateway.Option
+}
+
+// WithGatewayOptions starts the gateways with these options as well, e.g.
+// gateway.WithShutdownLimits.
+func WithGatewayOptions(opts ...gateway.Option) EnvOption {
+	return func(s *envSettings) { s.gatewayOpts = append(s.gatewayOpts, opts...) }
 }
 
 // WithUpstreamAt makes the gateways reach addr (host:port) when a
@@ -177,16 +188,18 @@ func (e *Env) StartGateway() *Instance {
 
 	inst := &Instance{logs: &SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(GinkgoWriter, inst.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(cfg,
+	opts := append([]gateway.Option{
 		gateway.WithLogger(log),
 		gateway.WithClock(e.Clock.Now),
 		gateway.WithDialer(e.dialer()),
 		gateway.WithTLSConfig(&tls.Config{RootCAs: e.settings.roots}),
-	)
+	}, e.settings.gatewayOpts...)
+	gw, err := gateway.New(cfg, opts...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) error { return gw.Shutdown(ctx) }, NodeTimeout(10*time.Second))
 	inst.Gateway = gw
-	inst.URL = serve(gw, gateway.WithTimeouts(cfg)).URL()
+	inst.Server = serve(gw, gateway.WithTimeouts(cfg))
+	inst.URL = inst.Server.URL()
 
 	transport := &http.Transport{}
 	DeferCleanup(transport.CloseIdleConnections)

@@ -190,6 +190,7 @@ var readingOrder = []string{
 	"analytics",
 	"cluster",
 	"debug",
+	"shutdown", // what stopping keeps and what it cuts
 	"leak",
 	"seed",
 }
