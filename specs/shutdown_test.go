@@ -164,7 +164,7 @@ var _ = Describe("Shutdown", Label("shutdown"), func() {
 				specs.WithBaseDir(seedPath()),
 				specs.WithAPI(webhookAPI(target.URL, 0)),
 				specs.WithGatewayOptions(gateway.WithShutdownLimits(gateway.ShutdownLimits{Webhooks: webhookLimit})))
-			expired := env.IssueKey(grantTo("hooked", fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(-time.Minute).Unix())))
+			expired := issueExpiredKey(env, func(expires string) string { return grantTo("hooked", expires) })
 			for range expiredRequests {
 				Expect(env.Get("/hooked/", "x-key", expired).StatusCode).To(Equal(http.StatusUnauthorized))
 			}
@@ -207,7 +207,7 @@ var _ = Describe("Shutdown", Label("shutdown"), func() {
 				specs.WithBaseDir(seedPath()),
 				specs.WithAPI(webhookAPI(target.URL, 0)),
 				specs.WithGatewayOptions(gateway.WithShutdownLimits(gateway.ShutdownLimits{Webhooks: time.Hour})))
-			expired := env.IssueKey(grantTo("hooked", fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(-time.Minute).Unix())))
+			expired := issueExpiredKey(env, func(expires string) string { return grantTo("hooked", expires) })
 			Expect(env.Get("/hooked/", "x-key", expired).StatusCode).To(Equal(http.StatusUnauthorized))
 			target.waitForArrivals(ctx, 1)
 			Expect(env.Server.Shutdown(ctx)).To(Succeed())
