@@ -52,7 +52,9 @@ type WebhookConfig struct {
 	// TargetPath is the absolute http or https URL the webhook is sent to.
 	TargetPath string `json:"target_path"`
 	// TemplatePath is the body template: absolute, or relative to
-	// WebhookOptions.TemplateDir. Required.
+	// WebhookOptions.TemplateDir. Required. While the Content-Type is JSON
+	// (the default), every value the template inserts is JSON-escaped; see
+	// webhookFuncs.
 	TemplatePath string `json:"template_path"`
 	// HeaderMap holds extra request headers; it may replace the default
 	// Content-Type (application/json) but not the User-Agent.
@@ -116,22 +118,40 @@ type webhookData struct {
 	Meta      any
 }
 
-// webhookFuncs are available to every template. The seed's template, like
-// Tyk's default one, inserts values verbatim ("{{.Meta.Key}}"), so a value
-// containing a double quote or a backslash makes its body invalid JSON;
-// templates that must stay valid write {{json .Meta.Key}} instead (quotes
-// included). Tyk parses templates with html/template, which turns such
-// characters into HTML entities; tollgate sends values as they are.
+// webhookFuncs are available to every template.
+//
+// Values inserted into a JSON body are escaped: while the webhook's
+// Content-Type is JSON (application/json, the default, or any +json type),
+// the output of every {{...}} action is escaped as the inside of a JSON
+// string, so "{{.Meta.Path}}" stays one string whatever the path holds (a
+// path like `x","event":"KeyCreated` cannot add a field). Normal values come
+// out exactly as before. Two ways out:
+//   - {{json .X}} writes .X as a whole JSON value, quotes included;
+//   - {{raw .X}} (or {{.X | raw}}) writes .X as it is, for a template that
+//     builds JSON from trusted text. raw must be the action's last call.
+//
+// With another Content-Type set in header_map the template is plain
+// text/template and inserts values as they are.
+//
+// Tyk parses templates with html/template instead, which turns `"` into
+// &#34;, `&` into &amp;, `<` into &lt; and so on: the target receives those
+// entities in its strings, and a backslash or a newline still breaks the
+// JSON. tollgate's target decodes exactly the text of the value.
 var webhookFuncs = template.FuncMap{
 	"json":                   jsonValue,
+	"raw":                    rawValue,
 	"as_rfc3339":             asRFC3339,
 	"as_rfc3339_from_string": asRFC3339,
+	escapeFunc:               escapeJSONString,
 }
 
 func jsonValue(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
 }
+
+// rawValue marks an action whose output is not escaped.
+func rawValue(v any) any { return v }
 
 // asRFC3339 accepts a time.Time or a TimeStamp string as templates see it.
 func asRFC3339(v any) (string, error) {
@@ -231,6 +251,9 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 		}
 	}
 	w.headers.Set("User-Agent", UserAgent)
+	if isJSON(w.headers.Get("Content-Type")) {
+		escapeActions(tmpl)
+	}
 	if w.now == nil {
 		w.now = time.Now
 	}
