@@ -364,6 +364,46 @@ var _ = Describe("The webhook handler", func() {
 		}, SpecTimeout(5*time.Second))
 	})
 
+	When("the target answers with a redirect to another server", Label("limits-hostile"), func() {
+		var elsewhere *webhookSink
+		BeforeEach(func() {
+			elsewhere = StartWebhookSink()
+			sink.RedirectTo(http.StatusFound, elsewhere.URL+"?token=t1")
+		})
+
+		// Before, the client followed it: the POST arrived at the other
+		// server as a GET and was counted as sent.
+		It("does not follow it: the redirect's target receives nothing", func(ctx SpecContext) {
+			_ = HandleOnce(ctx, KeyExpiredEvent("k-123"))
+			Expect(sink.Received()).To(HaveLen(1))
+			Expect(elsewhere.Received()).To(BeEmpty())
+		}, SpecTimeout(5*time.Second))
+
+		It("returns an error naming the status and where it pointed", func(ctx SpecContext) {
+			err := HandleOnce(ctx, KeyExpiredEvent("k-123"))
+			Expect(errors.Is(err, event.ErrWebhookRedirect)).To(BeTrue(), "error: %v", err)
+			Expect(err).To(MatchError(And(ContainSubstring("302"), ContainSubstring(elsewhere.URL))))
+		}, SpecTimeout(5*time.Second))
+
+		It("counts it as failed", func(ctx SpecContext) {
+			w := BuildWebhook(conf, opts)
+			Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).NotTo(Succeed())
+			Expect(w.Stats()).To(Equal(event.WebhookStats{Failed: 1}))
+		}, SpecTimeout(5*time.Second))
+
+		It("logs the status and the Location, without its query", func(ctx SpecContext) {
+			var logged bytes.Buffer
+			opts.Log = slog.New(slog.NewTextHandler(&logged, nil))
+			Expect(HandleOnce(ctx, KeyExpiredEvent("k-123"))).NotTo(Succeed())
+			Expect(logged.String()).To(And(
+				ContainSubstring("redirects are not followed"),
+				ContainSubstring("status=302"),
+				ContainSubstring("location="+elsewhere.URL),
+				Not(ContainSubstring("t1")),
+			))
+		}, SpecTimeout(5*time.Second))
+	})
+
 	When("the target is dead", func() {
 		BeforeEach(func() { conf.TargetPath = DeadWebhookTarget() })
 
