@@ -56,14 +56,12 @@ type Gateway struct {
 
 	sessions *sessions
 	events   *event.Bus
+	// lanes own every webhook's queue and workers (see events.go).
+	lanes *event.Lanes
 	// globalEvents are tyk.conf's event handlers.
-	globalEvents map[event.Name][]eventHandler
-	// eventCtx bounds event handlers; Shutdown cancels it when its own
-	// deadline passes, so a slow webhook cannot hold shutdown up.
-	eventCtx    context.Context
-	eventCancel context.CancelFunc
-	limiters    limiters
-	quota       *limit.Quota
+	globalEvents eventHandlers
+	limiters     limiters
+	quota        *limit.Quota
 
 	analytics *analytics.Recorder // nil when enable_analytics is off
 	debug     *debugEndpoints     // profiler and summary; debug_listen's listener
@@ -152,7 +150,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		cache: session.NewCache(cfg.LocalSessionCache.TTL(), sessionCacheSize, g.now),
 	}
 	g.events = event.NewBus(event.Options{})
-	g.eventCtx, g.eventCancel = context.WithCancel(context.Background())
+	g.lanes = event.NewLanes()
 	g.limiters = newLimiters(g.store.Client, cfg, g.now)
 	g.quota = limit.NewQuota(g.store.Client, g.now)
 	global, warnings, err := g.compileEventHandlers(cfg.EventHandlers, "tyk.conf event_handlers")
@@ -256,7 +254,11 @@ func (g *Gateway) Reload() error {
 		}
 	}
 	rt, buildErrs := g.buildRoutes(defs)
-	g.routes.Store(rt)
+	if old := g.routes.Swap(rt); old != nil {
+		for _, a := range old.apis {
+			a.events.retire()
+		}
+	}
 	for _, a := range rt.apis {
 		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.File())
 	}
@@ -386,7 +388,7 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 }
 
 // Shutdown releases what the gateway holds: it ends running profiles and
-// stops the debug listener, delivers queued events
+// stops the debug listener, delivers queued events and webhooks
 // until ctx ends (then cuts off webhooks in flight and drops the rest),
 // writes the analytics records still buffered,
 // ends its cluster-notification subscription,
@@ -398,10 +400,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() {
 		// Running profiles end now, so nothing below waits for them.
 		debugErr := g.debug.close(ctx)
-		stop := context.AfterFunc(ctx, g.eventCancel)
+		// The bus first: its workers only queue events into the lanes.
 		evErr := g.events.Close(ctx)
-		stop()
-		g.eventCancel()
+		laneErr := g.lanes.Close(ctx)
+		if laneErr != nil && evErr != nil {
+			laneErr = nil // the same deadline, reported once
+		}
 		var anErr error
 		if g.analytics != nil {
 			anErr = g.analytics.Close(ctx)
@@ -411,7 +415,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			notifyErr = g.notify.Close(ctx)
 		}
 		g.transport.CloseIdleConnections()
-		err = errors.Join(debugErr, evErr, anErr, notifyErr, g.store.Close())
+		err = errors.Join(debugErr, evErr, laneErr, anErr, notifyErr, g.store.Close())
 	})
 	if err == errAlreadyShutDown {
 		return nil

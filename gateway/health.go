@@ -15,7 +15,8 @@ type healthReport struct {
 	Description string                 `json:"description"`
 	Details     map[string]healthCheck `json:"details"`
 	// Dropped counts what the gateway let go rather than hold requests up:
-	// events (a full event queue) and analytics records (a full buffer).
+	// events (a full event queue), webhooks (a full queue of one webhook,
+	// e.g. its target hangs) and analytics records (a full buffer).
 	Dropped map[string]uint64 `json:"dropped"`
 }
 
@@ -73,7 +74,11 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	report.Details["redis"] = redisCheck
-	report.Dropped = map[string]uint64{"events": g.events.Dropped(), "analytics": g.AnalyticsDropped()}
+	report.Dropped = map[string]uint64{
+		"events":    g.events.Dropped(),
+		"webhooks":  g.lanes.Stats().Dropped,
+		"analytics": g.AnalyticsDropped(),
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(report)

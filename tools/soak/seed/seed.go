@@ -368,7 +368,7 @@ func (sc *Scenario) Quiesce(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	bus := sc.gw.Events()
-	for int64(bus.Delivered()+bus.Dropped()) < sc.expiredSent.Load() && ctx.Err() == nil {
+	for (int64(bus.Delivered()+bus.Dropped()) < sc.expiredSent.Load() || sc.gw.WebhookDeliveries().Pending > 0) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
@@ -382,6 +382,7 @@ func (sc *Scenario) Quiesce(ctx context.Context) error {
 // Notes are the scenario's own figures for the summary.
 func (sc *Scenario) Notes() []string {
 	bus := sc.gw.Events()
+	hooks := sc.gw.WebhookDeliveries()
 	js := sc.gw.JSStats(APIID)
 	cache := "the seed's cache_options store nothing (cache_all_safe_requests false, no extended_paths.cache)"
 	if sc.cacheOn {
@@ -389,8 +390,8 @@ func (sc *Scenario) Notes() []string {
 	}
 	return []string{
 		"goroutines of the simulated Redis Cluster (one per connection) are not counted: in production Redis is another process",
-		fmt.Sprintf("KeyExpired: %d requests with an expired key, %d events handled, %d dropped; %d webhooks received over HTTPS (identical ones: once per 10 s)",
-			sc.expiredSent.Load(), bus.Delivered(), bus.Dropped(), sc.webhooks.Load()),
+		fmt.Sprintf("KeyExpired: %d requests with an expired key, %d events handled, %d dropped; %d webhooks handled, %d dropped; %d received over HTTPS (identical ones: once per 10 s)",
+			sc.expiredSent.Load(), bus.Delivered(), bus.Dropped(), hooks.Handled, hooks.Dropped, sc.webhooks.Load()),
 		fmt.Sprintf("JS post middleware: %d runs on %d VMs (%d discarded, %d timeouts)", js.Runs, js.VMsCreated, js.VMsDiscarded, js.Timeouts),
 		cache,
 	}

@@ -1,0 +1,102 @@
+package specs_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/specs"
+)
+
+// hookedAPIAt is a keyed API whose KeyExpired events are posted to target
+// with the seed's template; event_timeout 0 sends every one.
+func hookedAPIAt(apiID, listenPath, target string) string {
+	return fmt.Sprintf(`{"api_id": %q, "active": true,
+  "auth": {"auth_header_name": "x-key"},
+  "proxy": {"listen_path": %q, "target_url": "{{upstream}}"},
+  "event_handlers": {"events": {"KeyExpired": [{"handler_name": "eh_web_hook_handler", "handler_meta": {
+    "method": "POST", "target_path": %q, "template_path": "default_webhook.json", "event_timeout": 0}}]}}}`,
+		apiID, listenPath, target)
+}
+
+// grantToAll is a session granting access to every API named.
+func grantToAll(expires string, apiIDs ...string) string {
+	rights := make([]string, len(apiIDs))
+	for i, id := range apiIDs {
+		rights[i] = fmt.Sprintf(`%q: {"api_id": %q, "api_name": %q, "versions": []}`, id, id, id)
+	}
+	return fmt.Sprintf(`{"access_rights": {%s}, "org_id": "org1", %s}`, strings.Join(rights, ", "), expires)
+}
+
+// hangingWebhookTarget never answers: each request waits until the gateway
+// gives up on it or the spec ends. arrived counts the requests so far.
+func hangingWebhookTarget() (url string, arrived *atomic.Int32) {
+	GinkgoHelper()
+	arrived = &atomic.Int32{}
+	specEnded := make(chan struct{})
+	url = specs.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-specEnded:
+		}
+	}))
+	// Registered after Serve's own cleanup, so it runs first and frees the
+	// requests still waiting before the server waits for them.
+	DeferCleanup(func() { close(specEnded) })
+	return url, arrived
+}
+
+var _ = Describe("Webhooks under hostile input", Label("limits-hostile", "webhook"), func() {
+	var (
+		env     *specs.Env
+		sink    *specs.RecordingUpstream
+		expired string
+	)
+
+	When("one API's webhook target hangs", func() {
+		var arrived *atomic.Int32
+		BeforeEach(func() {
+			sink = specs.StartRecordingUpstream()
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "template_path": "templates"}`), specs.WithBaseDir(seedPath()),
+				specs.WithAPI(hookedAPIAt("fine", "/fine/", sink.URL+"/fine")))
+			expired = issueExpiredKey(env, func(expires string) string { return grantToAll(expires, "stuck", "fine") })
+			// Started after the gateway, so this target lets go of its
+			// requests before the gateway shuts down.
+			var stuck string
+			stuck, arrived = hangingWebhookTarget()
+			env.RegisterAPI(hookedAPIAt("stuck", "/stuck/", stuck+"/stuck"))
+		})
+
+		// Before, every webhook ran on the bus's 4 workers for up to 10 s
+		// each: 8 events for a hung target held them all for 20 s.
+		It("still delivers another API's webhook within a second", func(ctx SpecContext) {
+			for range 8 {
+				Expect(env.Get("/stuck/", "x-key", expired).StatusCode).To(Equal(http.StatusUnauthorized))
+			}
+			Eventually(arrived.Load).WithContext(ctx).Should(BeNumerically(">=", 1))
+			Expect(env.Get("/fine/", "x-key", expired).StatusCode).To(Equal(http.StatusUnauthorized))
+			Eventually(sink.Requests).WithContext(ctx).WithTimeout(time.Second).Should(HaveLen(1))
+			Expect(sink.LastRequest().Path).To(Equal("/fine"))
+		}, SpecTimeout(10*time.Second))
+
+		It("drops that API's webhooks past its queue, and /hello counts them", func(ctx SpecContext) {
+			for range 2 {
+				env.Get("/stuck/", "x-key", expired)
+			}
+			Eventually(arrived.Load).WithContext(ctx).Should(Equal(int32(2)))
+			for range 138 {
+				env.Get("/stuck/", "x-key", expired)
+			}
+			// 2 in flight and 128 queued: the other 10 are dropped, once the
+			// bus has handed every event on.
+			Eventually(func() any { return env.Get("/hello").JSON()["dropped"] }).WithContext(ctx).
+				Should(HaveKeyWithValue("webhooks", 10.0))
+		}, SpecTimeout(10*time.Second))
+	})
+})
