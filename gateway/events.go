@@ -96,7 +96,7 @@ func (g *Gateway) compileEventHandlers(sec apidef.EventHandlerSection, field str
 					Client:      &http.Client{Transport: g.transport, Timeout: webhookTimeout},
 					Store:       g.store.Client,
 					Now:         g.now,
-					Log:         g.log,
+					Log:         g.reqLog,
 				})
 				if err != nil {
 					return fail(fmt.Errorf("%s.handler_meta: %w", at, err))
@@ -136,7 +136,7 @@ func (g *Gateway) dispatchEvent(e event.Event) {
 		err := h.Handle(context.Background(), e)
 		switch {
 		case errors.Is(err, event.ErrLaneFull):
-			g.log.Warn("event dropped: its webhook's queue is full", "type", string(e.Type), "api_id", e.APIID)
+			g.reqLog.Warn("event dropped: its webhook's queue is full", "type", string(e.Type), "api_id", e.APIID)
 		case err != nil:
 			g.eventHandlerFailed(e, err)
 		}
@@ -144,7 +144,7 @@ func (g *Gateway) dispatchEvent(e event.Event) {
 }
 
 func (g *Gateway) eventHandlerFailed(e event.Event, err error) {
-	g.log.Warn("event handler failed", "type", string(e.Type), "api_id", e.APIID, "error", err)
+	g.reqLog.Warn("event handler failed", "type", string(e.Type), "api_id", e.APIID, "error", err)
 }
 
 // WebhookDeliveries counts what the webhooks' lanes did with the events

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/gateway/lograte"
 	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
@@ -43,8 +44,12 @@ func ParseConfig(data []byte) (*Config, Warnings, error) { return apidef.ParseCo
 // Gateway serves the APIs of one configuration. It is an http.Handler;
 // Listen serves it on a port.
 type Gateway struct {
-	cfg        *Config
-	log        *slog.Logger
+	cfg *Config
+	log *slog.Logger
+	// reqLog is log for warnings that can repeat with every request or
+	// event (a store or a webhook target down): one line per message and
+	// API per 10 s, with a count of what was left out.
+	reqLog     *slog.Logger
 	now        func() time.Time
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	rawLog     io.Writer // where JS rawlog() writes
@@ -129,6 +134,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
+	g.reqLog = slog.New(lograte.NewHandler(g.log.Handler(), lograte.Options{Now: g.now}))
 	if err := apidef.ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -50,6 +51,17 @@ func hangingWebhookTarget() (url string, arrived *atomic.Int32) {
 	// requests still waiting before the server waits for them.
 	DeferCleanup(func() { close(specEnded) })
 	return url, arrived
+}
+
+// countLines counts the log lines containing text.
+func countLines(logs, text string) int {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, text) {
+			n++
+		}
+	}
+	return n
 }
 
 var _ = Describe("Webhooks under hostile input", Label("limits-hostile", "webhook"), func() {
@@ -98,5 +110,51 @@ var _ = Describe("Webhooks under hostile input", Label("limits-hostile", "webhoo
 			Eventually(func() any { return env.Get("/hello").JSON()["dropped"] }).WithContext(ctx).
 				Should(HaveKeyWithValue("webhooks", 10.0))
 		}, SpecTimeout(10*time.Second))
+	})
+
+})
+
+var _ = Describe("Warnings while Redis is down", Label("limits-hostile", "storage"), func() {
+	When("the Redis node holding the sessions is down and requests keep coming", specs.SimulatedOnly("kills a simulated node"), func() {
+		var (
+			env  *specs.Env
+			keys []string // keys whose sessions live on the dead node
+		)
+		const flood = 50
+
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "local_session_cache": {"disable_cached_session_state": true}}`),
+				specs.WithAPI(keyedAPI("orders", "/orders/")))
+			dead := env.Cluster.Node(0)
+			keys = nil
+			for i := 0; len(keys) <= flood; i++ {
+				if key := fmt.Sprintf("%03d-flood-key", i); env.Cluster.NodeForKey(session.RedisKey(key)) == dead {
+					keys = append(keys, key)
+				}
+			}
+			dead.Kill()
+			DeferCleanup(func(ctx SpecContext) {
+				// After this many failed dials go-redis probes the node from a
+				// goroutine of its own until a dial succeeds: wait for it.
+				Expect(dead.Restart()).To(Succeed())
+				Eventually(func() int { return env.Get("/orders/", "Authorization", keys[0]).StatusCode }).
+					WithContext(ctx).ShouldNot(Equal(http.StatusServiceUnavailable))
+			}, NodeTimeout(10*time.Second))
+			for _, key := range keys[:flood] {
+				Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusServiceUnavailable))
+			}
+		})
+
+		// Before, each of these requests logged its own line: 437 in 10 s.
+		It("logs one line for them in 10 s, whatever the key", func() {
+			Expect(countLines(env.Logs(), "session not loaded")).To(Equal(1))
+		})
+
+		It("logs the next line after 10 s, with the count of lines left out", func() {
+			env.Clock.Advance(10 * time.Second)
+			env.Get("/orders/", "Authorization", keys[flood])
+			Expect(countLines(env.Logs(), "session not loaded")).To(Equal(2))
+			Expect(countLines(env.Logs(), fmt.Sprintf("suppressed=%d", flood-1))).To(Equal(1))
+		})
 	})
 })
