@@ -1,6 +1,7 @@
 package specs_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -32,6 +33,18 @@ func grantToAll(expires string, apiIDs ...string) string {
 		rights[i] = fmt.Sprintf(`%q: {"api_id": %q, "api_name": %q, "versions": []}`, id, id, id)
 	}
 	return fmt.Sprintf(`{"access_rights": {%s}, "org_id": "org1", %s}`, strings.Join(rights, ", "), expires)
+}
+
+// redirectingWebhookTarget answers every request with a 302 to location
+// and counts what it received.
+func redirectingWebhookTarget(location string) (url string, received *atomic.Int32) {
+	GinkgoHelper()
+	received = &atomic.Int32{}
+	url = specs.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.Add(1)
+		http.Redirect(w, r, location, http.StatusFound)
+	}))
+	return url, received
 }
 
 // hangingWebhookTarget never answers: each request waits until the gateway
@@ -112,6 +125,63 @@ var _ = Describe("Webhooks under hostile input", Label("limits-hostile", "webhoo
 		}, SpecTimeout(10*time.Second))
 	})
 
+	When("the webhook target answers with a redirect to another server", func() {
+		var redirector *atomic.Int32
+		BeforeEach(func() {
+			sink = specs.StartRecordingUpstream()
+			var target string
+			target, redirector = redirectingWebhookTarget(sink.URL + "/elsewhere")
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "template_path": "templates"}`), specs.WithBaseDir(seedPath()),
+				specs.WithAPI(webhookAPI(target, 0)))
+			expired = issueExpiredKey(env, func(expires string) string { return grantTo("hooked", expires) })
+			env.Get("/hooked/", "x-key", expired)
+		})
+
+		// Before, the client followed it: the other server got the webhook
+		// as a GET, and it counted as delivered.
+		It("does not follow it: the other server receives nothing", func(ctx SpecContext) {
+			eventsHandled(ctx, env.Instance, 1)
+			Expect(redirector.Load()).To(Equal(int32(1)))
+			Expect(sink.Requests()).To(BeEmpty())
+		}, SpecTimeout(10*time.Second))
+
+		It("logs a failed delivery with the status and the Location", func(ctx SpecContext) {
+			eventsHandled(ctx, env.Instance, 1)
+			Expect(env.Gateway.WebhookDeliveries().Failed).To(Equal(uint64(1)))
+			Expect(env.Logs()).To(And(
+				ContainSubstring("redirects are not followed"),
+				ContainSubstring("status=302"),
+				ContainSubstring("location="+sink.URL+"/elsewhere"),
+			))
+		}, SpecTimeout(10*time.Second))
+	})
+
+	When("a request path tries to add fields to the webhook's JSON", func() {
+		BeforeEach(func() {
+			sink = specs.StartRecordingUpstream()
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "template_path": "templates"}`), specs.WithBaseDir(seedPath()),
+				specs.WithAPI(webhookAPI(sink.URL, 0)))
+			expired = issueExpiredKey(env, func(expires string) string { return grantTo("hooked", expires) })
+		})
+
+		// Before, the seed's template inserted the path raw, and the target
+		// decoded "event": "KeyCreated" and a new "admin" field.
+		It("sends the path as one string: the target decodes exactly the template's fields", func(ctx SpecContext) {
+			injected := `/hooked/x","event":"KeyCreated","admin":"true`
+			Expect(env.Get(`/hooked/x%22,%22event%22:%22KeyCreated%22,%22admin%22:%22true`, "x-key", expired).StatusCode).
+				To(Equal(http.StatusUnauthorized))
+			Eventually(sink.Requests).WithContext(ctx).Should(HaveLen(1))
+			var body map[string]any
+			Expect(json.Unmarshal([]byte(sink.LastRequest().Body), &body)).To(Succeed(), "body: %s", sink.LastRequest().Body)
+			Expect(body).To(Equal(map[string]any{
+				"event":   "KeyExpired",
+				"message": "Attempted access from expired key.",
+				"path":    injected,
+				"origin":  "127.0.0.1",
+				"key":     expired,
+			}))
+		}, SpecTimeout(10*time.Second))
+	})
 })
 
 var _ = Describe("Warnings while Redis is down", Label("limits-hostile", "storage"), func() {
