@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/gateway/lograte"
 	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
@@ -43,8 +44,12 @@ func ParseConfig(data []byte) (*Config, Warnings, error) { return apidef.ParseCo
 // Gateway serves the APIs of one configuration. It is an http.Handler;
 // Listen serves it on a port.
 type Gateway struct {
-	cfg        *Config
-	log        *slog.Logger
+	cfg *Config
+	log *slog.Logger
+	// reqLog is log for warnings that can repeat with every request or
+	// event (a store or a webhook target down): one line per message and
+	// API per 10 s, with a count of what was left out.
+	reqLog     *slog.Logger
 	now        func() time.Time
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	rawLog     io.Writer // where JS rawlog() writes
@@ -58,17 +63,12 @@ type Gateway struct {
 
 	sessions *sessions
 	events   *event.Bus
+	// lanes own every webhook's queue and workers (see events.go).
+	lanes *event.Lanes
 	// globalEvents are tyk.conf's event handlers.
-	globalEvents map[event.Name][]eventHandler
-	// eventCtx bounds event handlers; Shutdown cancels it when its webhook
-	// phase ends, so a slow webhook cannot hold shutdown up.
-	eventCtx    context.Context
-	eventCancel context.CancelFunc
-	// handlersCut counts event handlers that failed because eventCtx was
-	// cancelled: deliveries Shutdown cut off.
-	handlersCut atomic.Uint64
-	limiters    limiters
-	quota       *limit.Quota
+	globalEvents eventHandlers
+	limiters     limiters
+	quota        *limit.Quota
 
 	analytics *analytics.Recorder // nil when enable_analytics is off
 	// recording counts requests on their way to an analytics record, so
@@ -175,6 +175,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		g.limits.Webhooks = DefaultWebhookLimit
 	}
 	g.recording.idle = make(chan struct{}, 1)
+	g.reqLog = slog.New(lograte.NewHandler(g.log.Handler(), lograte.Options{Now: g.now}))
 	if err := apidef.ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		cache: session.NewCache(cfg.LocalSessionCache.TTL(), sessionCacheSize, g.now),
 	}
 	g.events = event.NewBus(event.Options{})
-	g.eventCtx, g.eventCancel = context.WithCancel(context.Background())
+	g.lanes = event.NewLanes()
 	g.limiters = newLimiters(g.store.Client, cfg, g.now)
 	g.quota = limit.NewQuota(g.store.Client, g.now)
 	global, warnings, err := g.compileEventHandlers(cfg.EventHandlers, "tyk.conf event_handlers")
@@ -305,7 +306,11 @@ func (g *Gateway) Reload() error {
 		}
 	}
 	rt, buildErrs := g.buildRoutes(defs)
-	g.routes.Store(rt)
+	if old := g.routes.Swap(rt); old != nil {
+		for _, a := range old.apis {
+			a.events.retire()
+		}
+	}
 	for _, a := range rt.apis {
 		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.File())
 	}
@@ -526,19 +531,21 @@ func (g *Gateway) flushAtShutdown(ctx context.Context) error {
 func (g *Gateway) cutEvents(ctx context.Context) error {
 	eventsCtx, cancel := context.WithTimeout(ctx, g.limits.Webhooks)
 	defer cancel()
-	stop := context.AfterFunc(eventsCtx, g.eventCancel)
-	droppedBefore := g.events.Dropped()
-	err := g.events.Close(eventsCtx)
-	stop()
-	g.eventCancel()
-	dropped, cancelled := g.events.Dropped()-droppedBefore, g.handlersCut.Load()
-	if err == nil || dropped+cancelled == 0 {
-		// The deadline may pass as the last worker exits: nothing was cut.
+	droppedBefore := g.events.Dropped() + g.lanes.Stats().Dropped
+	// The bus first: its workers only hand events to the webhooks' lanes,
+	// whose workers deliver them.
+	busErr := g.events.Close(eventsCtx)
+	laneErr := g.lanes.Close(eventsCtx)
+	dropped := g.events.Dropped() + g.lanes.Stats().Dropped - droppedBefore
+	err := errors.Join(busErr, laneErr)
+	if err == nil || laneErr == nil && dropped == 0 {
+		// The bus's deadline may pass as its last worker exits: nothing
+		// was cut. A lane that hit the deadline cut a delivery off.
 		return nil
 	}
 	g.log.Warn("shutdown: events cut off; webhooks in flight were cancelled and queued events dropped",
-		"cancelled", cancelled, "dropped", dropped, "webhook_limit", g.limits.Webhooks, "error", err)
-	return fmt.Errorf("%w: %d deliveries cancelled, %d queued events dropped: %w", ErrEventsCut, cancelled, dropped, err)
+		"dropped", dropped, "webhook_limit", g.limits.Webhooks, "error", err)
+	return fmt.Errorf("%w: %d events dropped or cancelled: %w", ErrEventsCut, dropped, err)
 }
 
 // releaseLimit bounds Shutdown's last phase; closing connections and

@@ -17,7 +17,9 @@ type healthReport struct {
 	Description string                 `json:"description"`
 	Details     map[string]healthCheck `json:"details"`
 	// Dropped counts what the gateway let go rather than hold requests up:
-	// events (a full event queue) and analytics records (a full buffer).
+	// events (a full event queue), webhooks (a full queue of one webhook,
+	// e.g. its target hangs) and analytics records (a full buffer). Only
+	// for callers with the control API secret.
 	Dropped map[string]uint64 `json:"dropped,omitempty"`
 }
 
@@ -82,7 +84,11 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	report.Details["redis"] = redisCheck
 	if trusted {
-		report.Dropped = map[string]uint64{"events": g.events.Dropped(), "analytics": g.AnalyticsDropped()}
+		report.Dropped = map[string]uint64{
+			"events":    g.events.Dropped(),
+			"webhooks":  g.lanes.Stats().Dropped,
+			"analytics": g.AnalyticsDropped(),
+		}
 	}
 	chain.WriteJSON(w, code, report)
 }

@@ -74,7 +74,7 @@ func (g *Gateway) writeSession(c *chain.Call) {
 		return changed
 	})
 	if err != nil {
-		g.log.Warn("session changes not stored", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
+		g.reqLog.Warn("session changes not stored", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		g.sessions.cache.Forget(c.KeyID)
 		return
 	}

@@ -141,7 +141,9 @@ func buildCORS(b *apiBuild) ([]chain.Step, error) {
 
 func buildVersion(b *apiBuild) ([]chain.Step, error) {
 	m := version.Matching{PathMatching: b.g.cfg.HTTPServerOptions.PathMatching(), IgnoreCase: b.g.cfg.IgnoreEndpointCase}
-	s, ws, err := version.New(b.def, m, b.g.transport, b.g.log)
+	// The log reaches the upstream proxy, whose 502/504 warnings repeat
+	// with every request while an upstream is down.
+	s, ws, err := version.New(b.def, m, b.g.transport, b.g.reqLog)
 	return one(s, ws, err, b)
 }
 
@@ -160,7 +162,7 @@ func buildAuth(b *apiBuild) ([]chain.Step, error) {
 		Sessions:        b.g.sessions,
 		Events:          b.g.events,
 		AllowMasterKeys: b.g.cfg.AllowMasterKeys,
-		Log:             b.g.log,
+		Log:             b.g.reqLog,
 	})}, nil
 }
 
@@ -169,14 +171,14 @@ func buildGranular(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.events, b.g.log)}, nil
+	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.events, b.g.reqLog)}, nil
 }
 
 func buildQuota(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{quota.New(b.g.quota, b.g.events, b.g.log)}, nil
+	return []chain.Step{quota.New(b.g.quota, b.g.events, b.g.reqLog)}, nil
 }
 
 func buildCache(b *apiBuild) ([]chain.Step, error) {
-	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.log)
+	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.reqLog)
 	return one(s, ws, err, b)
 }
