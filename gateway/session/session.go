@@ -174,7 +174,6 @@ func (s *State) Expired(now time.Time) bool {
 	return s.Expires >= 1 && now.After(time.Unix(s.Expires, 0))
 }
 
-
 // appendKnown appends the JSON of the modelled fields, byte for byte what
 // encoding/json writes for plainState, without its reflection: JS
 // middleware that needs the session has it encoded on every request.
