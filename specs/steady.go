@@ -110,7 +110,7 @@ type sample struct {
 // settleFor bounds how long a settling measure is read again; settlePoll
 // is how often.
 const (
-	settleFor  = 2 * time.Second
+	settleFor  = time.Second
 	settlePoll = 10 * time.Millisecond
 )
 
