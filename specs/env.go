@@ -86,6 +86,8 @@ type envSettings struct {
 	roots *x509.CertPool
 	// logTail keeps only the end of each gateway's log (see WithLogTail).
 	logTail bool
+	// noGateway leaves the first gateway unstarted (see WithoutGateway).
+	noGateway bool
 }
 
 // WithUpstreamAt makes the gateways reach addr (host:port) when a
@@ -121,6 +123,13 @@ func WithWallClock() EnvOption {
 // and look like the leak the spec is looking for.
 func WithLogTail() EnvOption {
 	return func(s *envSettings) { s.logTail = true }
+}
+
+// WithoutGateway makes NewEnv start the cluster and the upstream but no
+// gateway: for a spec that builds gateways itself from GatewayConfig, such
+// as one whose gateway must fail to start. The Env's Instance is then nil.
+func WithoutGateway() EnvOption {
+	return func(s *envSettings) { s.noGateway = true }
 }
 
 // WithConfig starts the gateway with this tyk.conf (JSON). NewEnv sets
@@ -168,7 +177,9 @@ func NewEnv(opts ...EnvOption) *Env {
 	for _, def := range s.apis {
 		env.WriteAPIFile(apiFileName(def), def)
 	}
-	env.Instance = env.StartGateway()
+	if !s.noGateway {
+		env.Instance = env.StartGateway()
+	}
 	return env
 }
 
