@@ -187,12 +187,15 @@ var _ = Describe("A gateway that has shut down", Label("leak"), func() {
 		}, NodeTimeout(20*time.Second))
 
 		It("holds no connection to the upstream, counted by the upstream", func(ctx SpecContext) {
-			Eventually(env.Upstream.OpenConns).WithContext(ctx).Should(BeZero())
+			Eventually(env.Upstream.OpenConns).WithContext(ctx).WithTimeout(2*time.Second).Should(BeZero(),
+				"connections to the upstream, counted by the upstream, still open after the gateway shut down")
 		}, SpecTimeout(10*time.Second))
 
 		It("holds no connection to Redis and no subscription, counted by Redis", func(ctx SpecContext) {
-			Eventually(env.RedisClients().Current).WithContext(ctx).Should(BeZero())
-			Eventually(env.NotificationSubscribers().Current).WithContext(ctx).Should(BeZero())
+			Eventually(env.RedisClients().Current).WithContext(ctx).WithTimeout(2*time.Second).Should(BeZero(),
+				"connections to Redis, counted by its nodes, still open after the gateway shut down")
+			Eventually(env.NotificationSubscribers().Current).WithContext(ctx).WithTimeout(2*time.Second).Should(BeZero(),
+				"subscriptions to tyk.cluster.notifications still open after the gateway shut down")
 		}, SpecTimeout(10*time.Second))
 	})
 })
