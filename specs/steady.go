@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -633,14 +634,16 @@ func readGoroutines() (sample, error) {
 }
 
 // startedIn names the function a goroutine's stack (runtime.Stack's text)
-// started in: the last function before "created by".
+// started in: the last function before "created by". A goroutine that has
+// not run yet shows only the go statement's wrapper, named after the
+// function that holds the statement.
 func startedIn(stack string) string {
 	fn := "unknown"
 	for _, line := range strings.Split(stack, "\n")[1:] {
 		if strings.HasPrefix(line, "created by ") || strings.HasPrefix(line, "...") {
 			break
 		}
-		if line == "" || strings.HasPrefix(line, "\t") {
+		if line == "" || strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "runtime.goexit") {
 			continue
 		}
 		fn = line
@@ -648,5 +651,11 @@ func startedIn(stack string) string {
 			fn = fn[:i]
 		}
 	}
+	if m := goWrapper.FindStringIndex(fn); m != nil {
+		fn = "a go statement in " + fn[:m[0]] + ", not running yet"
+	}
 	return fn
 }
+
+// goWrapper ends the name of the function a go statement wraps its call in.
+var goWrapper = regexp.MustCompile(`\.gowrap\d+$`)
