@@ -177,6 +177,6 @@ func buildQuota(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildCache(b *apiBuild) ([]chain.Step, error) {
-	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.log)
+	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, nil, b.g.log)
 	return one(s, ws, err, b)
 }
