@@ -143,3 +143,6 @@ func (a *Recorder) Close(ctx context.Context) error {
 // Dropped counts records dropped because the buffer was full or Redis
 // refused them.
 func (a *Recorder) Dropped() uint64 { return a.dropped.Load() }
+
+// Written counts records written to Redis.
+func (a *Recorder) Written() uint64 { return a.written.Load() }
