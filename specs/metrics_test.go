@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -231,6 +232,24 @@ var _ = Describe("Prometheus metrics (/metrics)", Label("metrics"), func() {
 			Expect(m.value("tollgate_redis_commands_total", "result", "error")).To(BeZero())
 			Expect(m.value("tollgate_redis_command_duration_seconds")).To(BeNumerically(">", 0))
 		})
+	})
+
+	When("the Redis node holding a key's session is down", specs.SimulatedOnly("kills a simulated node"), func() {
+		It("counts the 503 under storage_unavailable and the failed Redis command", func(ctx SpecContext) {
+			env = specs.NewEnv(specs.WithConfig(profiled(`"local_session_cache": {"disable_cached_session_state": true}`)),
+				specs.WithAPI(keyedAPI("orders", "/orders/")))
+			dead := env.Cluster.Node(0)
+			key := env.IssueKey(grantTo("orders"))
+			for env.Cluster.NodeForKey(session.RedisKey(key)) != dead {
+				key = env.IssueKey(grantTo("orders"))
+			}
+			dead.Kill()
+			DeferCleanup(dead.Restart)
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusServiceUnavailable))
+			m := scrape(env, env.Instance)
+			Expect(m.value("tollgate_errors_total", "api_id", "orders", "cause", "storage_unavailable")).To(Equal(1.0))
+			Expect(m.value("tollgate_redis_commands_total", "result", "error")).To(BeNumerically(">=", 1))
+		}, SpecTimeout(10*time.Second))
 	})
 
 	When("an API caches responses", func() {
