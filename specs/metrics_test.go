@@ -2,8 +2,12 @@ package specs_test
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -407,5 +411,83 @@ return counted.ReturnData(request, {});`)
 			env = specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "debug_listen": "127.0.0.1:0"}`))
 			Expect(env.Get("/metrics", "X-Tyk-Authorization", env.Secret).StatusCode).To(Equal(http.StatusNotFound))
 		})
+	})
+})
+
+// dashboardPath is the Grafana dashboard the README points operators to.
+var dashboardPath = filepath.Join("..", "docs", "grafana-dashboard.json")
+
+// dashboard is the part of a Grafana dashboard the specs read.
+type dashboard struct {
+	Templating struct {
+		List []struct {
+			Name  string `json:"name"`
+			Type  string `json:"type"`
+			Query any    `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []struct {
+		Type       string `json:"type"`
+		Title      string `json:"title"`
+		Datasource struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+func readDashboard() dashboard {
+	GinkgoHelper()
+	data, err := os.ReadFile(dashboardPath)
+	Expect(err).NotTo(HaveOccurred())
+	var d dashboard
+	Expect(json.Unmarshal(data, &d)).To(Succeed())
+	return d
+}
+
+// metricName matches the metric names a PromQL expression of the
+// dashboard uses.
+var metricName = regexp.MustCompile(`\b(?:tollgate|go|process)_[a-z_]+\b`)
+
+var _ = Describe("The Grafana dashboard (docs/grafana-dashboard.json)", Label("metrics"), func() {
+	It("asks for its Prometheus data source in a variable, which every panel uses", func() {
+		d := readDashboard()
+		Expect(d.Templating.List).To(ContainElement(And(HaveField("Name", "datasource"), HaveField("Type", "datasource"), HaveField("Query", "prometheus"))))
+		for _, p := range d.Panels {
+			if p.Type != "row" {
+				Expect(p.Datasource.UID).To(Equal("${datasource}"), p.Title)
+			}
+		}
+	})
+
+	It("queries only metrics a gateway serves", func() {
+		mw := middleware("counted", `return counted.ReturnData(request, {});`)
+		env := specs.NewEnv(
+			specs.WithConfig(profiled(`"enable_jsvm": true, "enable_analytics": true`)),
+			specs.WithAPI(keyedAPI("orders", "/orders/")),
+			specs.WithAPI(cachedAPI("cached", "/cached/", "{{upstream}}", false, `{"enable_cache": true, "cache_all_safe_requests": true}`)),
+			specs.WithAPI(fmt.Sprintf(`{"api_id": "js", "org_id": "org1", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/js/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "custom_middleware": {"pre": [{"name": "counted", "path": %q}]}}`, mw)))
+		key := env.IssueKey(grantTo("orders", `"rate": 1, "per": 60`))
+		env.Get("/orders/", "Authorization", key)
+		env.Get("/orders/", "Authorization", key) // 429: an error and an event
+		served := scrape(env, env.Instance)
+		histogram := regexp.MustCompile(`_(bucket|count|sum)$`)
+		var used []string
+		for _, p := range readDashboard().Panels {
+			for _, t := range p.Targets {
+				used = append(used, metricName.FindAllString(t.Expr, -1)...)
+			}
+		}
+		Expect(used).NotTo(BeEmpty())
+		for _, name := range used {
+			if _, ok := served[name]; !ok {
+				name = histogram.ReplaceAllString(name, "")
+			}
+			Expect(served).To(HaveKey(name))
+		}
 	})
 })
