@@ -340,7 +340,7 @@ var (
 	descJSDiscarded = prometheus.NewDesc("tollgate_js_vms_discarded_total",
 		"JS VMs thrown away (after an error or a timeout, or with the idle pool full), by API.", []string{"api_id"}, nil)
 	descJSAlive = prometheus.NewDesc("tollgate_js_vms_alive",
-		"JS VMs of the API's current middleware that are running or waiting for reuse. It stays below the number of concurrent requests; growth with steady load is a leak.", []string{"api_id"}, nil)
+		"JS VMs of the API's current middleware that are running or waiting for reuse: at most the runs in progress plus the idle pool; growth under steady load is a leak.", []string{"api_id"}, nil)
 	descJSIdle = prometheus.NewDesc("tollgate_js_vms_idle",
 		"JS VMs waiting for reuse, by API.", []string{"api_id"}, nil)
 	descCacheLookups = prometheus.NewDesc("tollgate_cache_lookups_total",
