@@ -49,7 +49,8 @@ func (h logHandler) Handle(_ context.Context, e event.Event) error {
 // eventHandlers are the compiled handlers of one event_handlers section.
 type eventHandlers struct {
 	byName map[event.Name][]eventHandler
-	lanes  []*event.Lane // the webhooks' lanes, retired with the section
+	lanes  []*event.Lane    // the webhooks' lanes, retired with the section
+	hooks  []*event.Webhook // the webhooks themselves, for their counters
 }
 
 // retire lets the section's lanes deliver what they hold, for at most
@@ -111,6 +112,7 @@ func (g *Gateway) compileEventHandlers(sec apidef.EventHandlerSection, field str
 					OnError:   g.eventHandlerFailed,
 				})
 				out.lanes = append(out.lanes, lane)
+				out.hooks = append(out.hooks, hook)
 				out.byName[event.Name(name)] = append(out.byName[event.Name(name)], lane)
 			default:
 				warnings = append(warnings, fmt.Sprintf("%s.handler_name: %q is not implemented; the entry is ignored", at, entry.HandlerName))

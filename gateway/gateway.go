@@ -75,7 +75,8 @@ type Gateway struct {
 	// Shutdown can let those the server cut off hand theirs in.
 	recording inFlight
 	limits    ShutdownLimits
-	debug     *debugEndpoints // profiler and summary; debug_listen's listener
+	debug     *debugEndpoints // profiler, summary and metrics; debug_listen's listener
+	metrics   *metrics        // this gateway's Prometheus registry
 
 	// notify carries reloads and key changes between the gateways of a
 	// deployment over Redis pub/sub; nil without node_secret or secret.
@@ -185,12 +186,14 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	g.trust = chain.NewTrust(proxies)
 	g.storeBudget = cfg.Storage.RequestBudget()
-	g.debug = newDebugEndpoints(g.log)
+	g.metrics = newMetrics(g)
+	g.debug = newDebugEndpoints(g.log, g.metrics.handler)
 	store, err := storage.Open(cfg.Storage, g.log)
 	if err != nil {
 		return nil, err
 	}
 	g.store = store
+	g.store.Client.AddHook(g.metrics.redis)
 	g.transport = upstream.NewTransport(cfg.ProxyTimeout(), g.dial)
 	g.transport.TLSClientConfig = g.tlsConfig
 	g.sessions = &sessions{
@@ -284,9 +287,10 @@ func (g *Gateway) APIs() []*apidef.APIDefinition {
 // a request already routed finishes on the API it started with. Files that
 // fail to load are logged and reported in the error; the rest are served.
 // If app_path itself cannot be read, the APIs being served stay.
-func (g *Gateway) Reload() error {
+func (g *Gateway) Reload() (err error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	defer func() { g.metrics.reloaded(err) }()
 	defs, warnings, loadErr := apidef.LoadAPIDefinitions(g.cfg.AppDir())
 	for _, w := range warnings {
 		g.log.Warn(w)
@@ -306,11 +310,7 @@ func (g *Gateway) Reload() error {
 		}
 	}
 	rt, buildErrs := g.buildRoutes(defs)
-	if old := g.routes.Swap(rt); old != nil {
-		for _, a := range old.apis {
-			a.events.retire()
-		}
-	}
+	g.swapRoutes(rt)
 	for _, a := range rt.apis {
 		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.File())
 	}
@@ -385,22 +385,32 @@ func (rt *routeTable) match(path string) *api {
 }
 
 // ServeHTTP routes a request: the health endpoint, the control API and
-// (with enable_http_profiler) the debug endpoints first, then the API
-// with the longest matching listen path; anything else is 404.
+// (with enable_http_profiler) the debug endpoints and /metrics first, then
+// the API with the longest matching listen path; anything else is 404.
+// Every response is counted in the gateway's metrics.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o := g.metrics.observe(w, r)
+	defer g.metrics.done(o)
+	g.route(o, r)
+}
+
+func (g *Gateway) route(w *observed, r *http.Request) {
 	if !canonical(w, r) {
 		return
 	}
 	path := r.URL.Path
 	if path == g.healthPath {
+		w.operator = true
 		g.serveHealth(w, r)
 		return
 	}
 	if strings.HasPrefix(path, controlPrefix) {
+		w.operator = true
 		g.serveControl(w, r)
 		return
 	}
 	if g.cfg.EnableHTTPProfiler && isDebugPath(path) {
+		w.operator = true
 		g.serveDebug(w, r)
 		return
 	}
@@ -410,18 +420,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := g.trust.ClientIP(r)
-	if g.analytics == nil || api.def.DoNotTrack {
-		api.serve(w, r, g.now(), ip)
+	tracked := g.analytics != nil && !api.def.DoNotTrack
+	if tracked {
+		// Shutdown lets requests cut off at the grace hand in their record.
+		g.recording.begin()
+		defer g.recording.end()
+	}
+	start := g.now()
+	c := api.serve(w, r, start, ip)
+	w.api, w.version = api.def, c.Version
+	if !tracked {
 		return
 	}
-	g.recording.begin()
-	defer g.recording.end()
-	start := g.now()
-	sw := chain.NewStatusWriter(w)
-	c := api.serve(sw, r, start, ip)
 	rec := analytics.Record{
 		TimeStamp: start, APIID: api.def.APIID, APIName: api.def.Name, OrgID: api.def.OrgID,
-		Method: r.Method, Path: path, ResponseCode: sw.Status,
+		Method: r.Method, Path: path, ResponseCode: w.code(),
 		RequestTime: g.now().Sub(start).Milliseconds(),
 		IPAddress:   ip, UserAgent: r.UserAgent(),
 		APIVersion: c.Version,

@@ -160,7 +160,7 @@ func buildJS(hook string) func(b *apiBuild) ([]chain.Step, error) {
 func buildAuth(b *apiBuild) ([]chain.Step, error) {
 	return []chain.Step{auth.New(b.def.Auth, auth.Options{
 		Sessions:        b.g.sessions,
-		Events:          b.g.events,
+		Events:          b.g.publisher(),
 		AllowMasterKeys: b.g.cfg.AllowMasterKeys,
 		Log:             b.g.reqLog,
 	})}, nil
@@ -171,14 +171,14 @@ func buildGranular(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.events, b.g.reqLog)}, nil
+	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.publisher(), b.g.reqLog)}, nil
 }
 
 func buildQuota(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{quota.New(b.g.quota, b.g.events, b.g.reqLog)}, nil
+	return []chain.Step{quota.New(b.g.quota, b.g.publisher(), b.g.reqLog)}, nil
 }
 
 func buildCache(b *apiBuild) ([]chain.Step, error) {
-	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.reqLog)
+	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.metrics.cacheCounters(b.def.APIID), b.g.reqLog)
 	return one(s, ws, err, b)
 }

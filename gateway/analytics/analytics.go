@@ -287,3 +287,6 @@ func (a *Recorder) pendingCount() int {
 // they were still unwritten when Close's deadline passed, or they came
 // after Close.
 func (a *Recorder) Dropped() uint64 { return a.dropped.Load() }
+
+// Written counts records written to Redis.
+func (a *Recorder) Written() uint64 { return a.written.Load() }

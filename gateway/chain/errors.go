@@ -91,6 +91,7 @@ type errorBody struct {
 // Tyk's XML error document, as Tyk's default error templates answer.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, cause Cause, msg string) {
 	w.Header().Set(CauseHeader, string(cause))
+	recordCause(w, cause)
 	if ct := xmlContentType(r); ct != "" {
 		w.Header().Set("Content-Type", ct)
 		w.WriteHeader(status)
@@ -130,7 +131,34 @@ type ControlReply struct {
 // {"status": "error", "message": "..."} with the cause header.
 func WriteControlError(w http.ResponseWriter, status int, cause Cause, msg string) {
 	w.Header().Set(CauseHeader, string(cause))
+	recordCause(w, cause)
 	WriteJSON(w, status, ControlReply{Status: "error", Message: msg})
+}
+
+// CauseRecorder is told the cause of every error WriteError or
+// WriteControlError writes through it, or through a writer wrapping it
+// (see Writer.Unwrap). The router wraps each response in one to count the
+// gateway's errors by cause, per gateway: a cause header that an upstream
+// sets on its own response is never counted, since only these two
+// functions tell it.
+type CauseRecorder interface {
+	RecordCause(Cause)
+}
+
+// recordCause tells the first CauseRecorder among w and the writers it
+// wraps.
+func recordCause(w http.ResponseWriter, cause Cause) {
+	for w != nil {
+		if rec, ok := w.(CauseRecorder); ok {
+			rec.RecordCause(cause)
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 // IsGatewayError tells whether a response carries a cause, that is whether

@@ -87,9 +87,21 @@ func (s RedisStore) Set(ctx context.Context, key string, data []byte, ttl time.D
 	return s.Client.Set(ctx, key, data, ttl).Err()
 }
 
+// Counters count what an API's cache step did, for the gateway's
+// metrics. The gateway keeps them per API across reloads, so they only
+// grow.
+type Counters struct {
+	// Hits are requests answered from the cache; Misses are requests that
+	// looked for an entry and found none usable; Stores are responses
+	// written to the cache. A lookup the store could not answer is none
+	// of these.
+	Hits, Misses, Stores atomic.Uint64
+}
+
 // responseCache is the cache step of one API.
 type responseCache struct {
 	store   Store
+	counts  *Counters
 	log     *slog.Logger
 	apiID   string
 	prefix  string // "cache-<api_id>-"
@@ -106,8 +118,9 @@ type responseCache struct {
 var _ chain.Step = (*responseCache)(nil)
 
 // New builds the response cache of an API from its cache_options and its
-// versions' extended_paths.cache; nil when enable_cache is off.
-func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, []string, error) {
+// versions' extended_paths.cache; nil when enable_cache is off. What it
+// does is counted in counts, which may be nil.
+func New(def *apidef.APIDefinition, store Store, counts *Counters, log *slog.Logger) (chain.Step, []string, error) {
 	opts := &def.CacheOptions
 	if !opts.EnableCache {
 		return nil, nil, nil
@@ -116,6 +129,10 @@ func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if counts == nil {
+		counts = &Counters{}
+	}
+	rc.counts = counts
 	for name, v := range def.VersionData.Versions {
 		field := "version_data.versions." + name + ".extended_paths.cache"
 		if !v.UseExtendedPaths {
@@ -256,10 +273,12 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	}
 	if found {
 		if e, ok := decodeCacheEntry(data); ok && c.Now.Unix() < e.Expires {
+			rc.counts.Hits.Add(1)
 			e.replay(c.W, notModified(c.R, e))
 			return false
 		}
 	}
+	rc.counts.Misses.Add(1)
 	rec := &cacheRecorder{Writer: chain.Writer{ResponseWriter: c.W}, before: c.W.Header().Clone()}
 	c.W = rec
 	c.AfterProxy(func() { rc.keep(c, key, rec) })
@@ -310,7 +329,9 @@ func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 	defer cancel()
 	if err := rc.store.Set(ctx, key, data, ttl); err != nil {
 		rc.log.Warn("response not cached: store unavailable", "api_id", rc.apiID, "error", err)
+		return
 	}
+	rc.counts.Stores.Add(1)
 }
 
 // hopByHop tells whether a response header belongs to one connection and
