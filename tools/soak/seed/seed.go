@@ -191,13 +191,17 @@ func Start(o Options) (sc *Scenario, err error) {
 		}
 		sc.keys = append(sc.keys, key)
 	}
+	// The control API drops an expiry already past, as Tyk does, so the
+	// expired keys get one a second ahead and Start waits it out.
+	soon := time.Now().Unix() + 1
 	for i := range 4 {
 		key := fmt.Sprintf("soak-expired-%d", i)
-		if err = sc.setKey(secret, key, time.Now().Add(-time.Hour).Unix()); err != nil {
+		if err = sc.setKey(secret, key, soon); err != nil {
 			return nil, err
 		}
 		sc.expired = append(sc.expired, key)
 	}
+	time.Sleep(time.Until(time.Unix(soon+1, 0)))
 	return sc, nil
 }
 
