@@ -229,8 +229,14 @@ func Start(o Options) (sc *Scenario, err error) {
 		}
 	}
 
-	// The control API drops an expiry already past, as Tyk does, so the
-	// expired keys get one a second ahead and Start waits it out.
+	// The control API drops an expiry already past, as Tyk does, so each
+	// expired key gets one two seconds ahead (which a slow machine's
+	// setKey does not reach) and Start waits the last of them out.
+	var lastExpiry int64
+	expireSoon := func(key, apiID, name string, versions []string) error {
+		lastExpiry = time.Now().Unix() + 2
+		return sc.setKey(key, sessionFor(apiID, name, versions, lastExpiry))
+	}
 	expires := time.Now().Add(30 * time.Minute).Unix()
 	for i := range o.Keys {
 		key := fmt.Sprintf("soak-%04d", i)
@@ -239,20 +245,19 @@ func Start(o Options) (sc *Scenario, err error) {
 		}
 		sc.keys = append(sc.keys, key)
 	}
-	soon := time.Now().Unix() + 1
 	for i := range 4 {
 		key := fmt.Sprintf("soak-expired-%d", i)
-		if err = sc.setKey(key, sessionFor(APIID, "Security", []string{Version}, soon)); err != nil {
+		if err = expireSoon(key, APIID, "Security", []string{Version}); err != nil {
 			return nil, err
 		}
 		sc.expired = append(sc.expired, key)
 	}
 	if o.Mix {
-		if err = sc.setKey(mixExpiredKey, sessionFor(MixAPIID, "soak mix", nil, soon)); err != nil {
+		if err = expireSoon(mixExpiredKey, MixAPIID, "soak mix", nil); err != nil {
 			return nil, err
 		}
 	}
-	time.Sleep(time.Until(time.Unix(soon+1, 0)))
+	time.Sleep(time.Until(time.Unix(lastExpiry+1, 0)))
 	return sc, nil
 }
 
