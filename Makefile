@@ -49,8 +49,8 @@ bench: ### benchmarks over loopback HTTP, each as median req/s and ratio to a ba
 	@bin=$$(mktemp -d)/bench.test; go test -c -o $$bin ./tools/bench && \
 	cd tools/bench && for round in 1 2 3 4 5; do $$bin -test.run '^$$' -test.bench . -test.benchtime 3000x; done | go run ./summary
 
-soak: ### soak the seed scenario in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
-	go run ./tools/soak -duration 1m
+soak: ### soak the seed scenario, with reloads, key churn, JS errors, failing webhooks... mixed in, in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
+	go run ./tools/soak -duration 1m -mix
 
 build: ### build the tollgate binary into bin/
 	go build -o bin/tollgate ./gateway/cmd/tollgate

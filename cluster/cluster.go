@@ -260,6 +260,7 @@ func (c *Cluster) Close() {
 	}
 	c.closed = true
 	for _, n := range c.nodes {
+		n.Resume()
 		n.m.Close()
 	}
 	c.mu.Lock()

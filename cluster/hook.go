@@ -27,6 +27,7 @@ func (n *Node) hook(srv *server.Server) server.Hook {
 		if n.isInternal(p) {
 			return false
 		}
+		n.waitWhileHung()
 		switch cmd {
 		case "CLUSTER":
 			n.clusterCommand(p, args)

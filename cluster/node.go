@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -45,6 +46,32 @@ type Node struct {
 	// touch, to refuse an EXEC across slots as Redis Cluster does.
 	txMu sync.Mutex
 	txs  map[*server.Peer]*txSlots
+	// hang, while set, is what every command waits on before it is
+	// answered (see Hang).
+	hang atomic.Pointer[chan struct{}]
+}
+
+// Hang makes the node stop answering while it keeps its connections and
+// accepts new ones, as a Redis process stopped with SIGSTOP does: every
+// command waits until Resume. Kill and the cluster's Close resume it
+// first. Hanging a hung node does nothing.
+func (n *Node) Hang() {
+	ch := make(chan struct{})
+	n.hang.CompareAndSwap(nil, &ch)
+}
+
+// Resume answers the commands a hung node held, and those after them.
+func (n *Node) Resume() {
+	if ch := n.hang.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// waitWhileHung holds a command while the node is hung.
+func (n *Node) waitWhileHung() {
+	if ch := n.hang.Load(); ch != nil {
+		<-*ch
+	}
 }
 
 func startNode(c *Cluster) (*Node, error) {
@@ -124,6 +151,7 @@ func (n *Node) Kill() {
 	}
 	// Close waits for the connections' goroutines, and those may be in the
 	// hook waiting for c.mu: release nothing they need while it waits.
+	n.Resume()
 	n.m.Close()
 	c.mu.Lock()
 	n.up = false

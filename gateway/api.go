@@ -7,7 +7,6 @@ import (
 
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
-	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/jsvm"
 	"github.com/tollgate/tollgate/gateway/step/jsmw"
 )
@@ -20,8 +19,8 @@ type api struct {
 	listenPath string
 	chain      []chain.Step
 	js         *jsmw.Set // nil without JS middleware
-	// events are the API's event handlers by event name.
-	events map[event.Name][]eventHandler
+	// events are the API's event handlers; Reload retires them with the API.
+	events eventHandlers
 }
 
 // apiBuild is what the chain's builders share while one API compiles.
@@ -81,6 +80,7 @@ func (g *Gateway) compileAPI(def *apidef.APIDefinition) (*api, []string, error) 
 // analytics.
 func (a *api) serve(w http.ResponseWriter, r *http.Request, now time.Time, clientIP string) *chain.Call {
 	c := chain.NewCall(w, r, a.def, a.listenPath, now, clientIP)
+	c.StoreBudget = a.g.storeBudget
 	for _, s := range a.chain {
 		if !s.Serve(c) {
 			return c

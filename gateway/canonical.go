@@ -29,12 +29,12 @@ import (
 // while the upstream resolves two.
 func canonical(w http.ResponseWriter, r *http.Request) bool {
 	if std, ok := caseVariant(r.Method); ok {
-		chain.WriteError(w, http.StatusBadRequest, chain.CauseMethodCase, "Method "+r.Method+" is not "+std+": methods are case-sensitive")
+		chain.WriteError(w, r, http.StatusBadRequest, chain.CauseMethodCase, "Method "+r.Method+" is not "+std+": methods are case-sensitive")
 		return false
 	}
 	p := r.URL.Path
 	if why := unsafePath(p); why != "" {
-		chain.WriteError(w, http.StatusBadRequest, chain.CauseBadPath, "Request path refused: "+why)
+		chain.WriteError(w, r, http.StatusBadRequest, chain.CauseBadPath, "Request path refused: "+why)
 		return false
 	}
 	if clean := cleanPath(p); clean != p {

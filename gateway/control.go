@@ -1,12 +1,18 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
@@ -49,6 +55,8 @@ func (g *Gateway) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.controlSaveKey(w, r, "", true)
+	case path == "keys":
+		g.controlListKeys(w, r)
 	case strings.HasPrefix(path, "keys/") && !strings.Contains(path[len("keys/"):], "/"):
 		g.controlKey(w, r, path[len("keys/"):])
 	case strings.HasPrefix(path, "cache/"):
@@ -92,9 +100,28 @@ func (g *Gateway) controlGroupReload(w http.ResponseWriter, r *http.Request) {
 	chain.WriteJSON(w, http.StatusOK, chain.ControlReply{Status: "ok"})
 }
 
+// controlAPIs serves /tyk/apis and /tyk/apis/{id}: GET lists or shows
+// the definitions being served; POST, PUT and DELETE manage the files of
+// app_path as Tyk OSS does, and take effect at the next reload.
 func (g *Gateway) controlAPIs(w http.ResponseWriter, r *http.Request, apiID string) {
-	if r.Method != http.MethodGet {
-		chain.WriteControlError(w, http.StatusMethodNotAllowed, chain.CauseControlMethod, "Method not supported: use GET")
+	switch {
+	case r.Method == http.MethodPost && apiID == "":
+		g.controlWriteAPI(w, r, "")
+		return
+	case r.Method == http.MethodPut && apiID != "":
+		g.controlWriteAPI(w, r, apiID)
+		return
+	case r.Method == http.MethodDelete && apiID != "":
+		g.controlDeleteAPI(w, r, apiID)
+		return
+	case r.Method == http.MethodPut:
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Must specify an apiID to update")
+		return
+	case r.Method == http.MethodDelete:
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Must specify an apiID to delete")
+		return
+	case r.Method != http.MethodGet:
+		chain.WriteControlError(w, http.StatusMethodNotAllowed, chain.CauseControlMethod, "Method not supported: use GET, POST, PUT or DELETE")
 		return
 	}
 	var list []json.RawMessage
@@ -193,9 +220,8 @@ func (g *Gateway) keyStoreOK(w http.ResponseWriter, err error) bool {
 // ?suppress_reset=1 the key's quota and rate-limit counters start afresh
 // and last_updated is set; with it the session is stored as given.
 func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key string, create bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
-	if err != nil {
-		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+	body, ok := readControlBody(w, r)
+	if !ok {
 		return
 	}
 	var st session.State
@@ -203,11 +229,24 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
 		return
 	}
+	if err := st.Validate(); err != nil {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+		return
+	}
+	if create && key != "" {
+		if min := session.MinTokenLength(g.cfg.MinTokenLength); len(key) < min {
+			chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, fmt.Sprintf(
+				"custom key ID length %d is less than min_token_length (%d); the key would be unreachable at auth time. Use an ID of at least min_token_length characters, or lower min_token_length in the gateway configuration.",
+				len(key), min))
+			return
+		}
+	}
 	if key == "" && len(st.AccessRights) == 0 && !g.cfg.AllowMasterKeys {
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Failed to create key, keys must have at least one Access Rights record set.")
 		return
 	}
 	if key == "" {
+		var err error
 		key, err = g.sessions.store.GenerateKey(st.OrgID, "")
 		if err != nil {
 			chain.WriteControlError(w, http.StatusInternalServerError, chain.CauseStorageUnavailable, "generating a key: "+err.Error())
@@ -216,9 +255,18 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 	}
 	id := g.sessions.store.ID(key)
 	if !create {
-		var ok bool
 		if id, ok = g.keyID(w, r, key); !ok {
 			return
+		}
+	}
+	// An expiry already past is dropped, as Tyk drops it: a new key gets
+	// none, an updated one keeps the expiry it had.
+	if st.Expires > 1 && g.now().After(time.Unix(st.Expires, 0)) {
+		st.Expires = 0
+		if !create {
+			if old, err := g.sessions.store.Load(r.Context(), id); err == nil {
+				st.Expires = old.Expires
+			}
 		}
 	}
 	reset := r.URL.Query().Get("suppress_reset") != "1"
@@ -229,9 +277,6 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 	action := "modified"
 	if create {
 		action = "added"
-	}
-	if !create {
-		g.keyChanged(r.Context(), id)
 	}
 	reply := chain.ControlReply{Key: key, Status: "ok", Action: action}
 	if g.cfg.HashKeys {
@@ -248,6 +293,12 @@ func (g *Gateway) controlDeleteKey(w http.ResponseWriter, r *http.Request, key s
 	found, err := g.sessions.store.Delete(r.Context(), id)
 	if !g.keyStoreOK(w, err) {
 		return
+	}
+	// The key's quota and rate-limit state go with it, as Tyk resets the
+	// quota on DELETE, so a key created again under the same name starts
+	// afresh.
+	if err := g.resetCounters(r.Context(), id); err != nil {
+		g.log.Warn("control API: a deleted key's quota and rate-limit state not reset", "error", err)
 	}
 	g.sessions.cache.Forget(id)
 	g.keyChanged(r.Context(), id)
@@ -267,12 +318,17 @@ func (g *Gateway) administrator(w http.ResponseWriter, r *http.Request, disabled
 		chain.WriteControlError(w, http.StatusForbidden, chain.CauseControlDisabled, disabled+": tyk.conf has no secret")
 		return false
 	}
-	given := r.Header.Get(controlAuthHeader)
-	if subtle.ConstantTimeCompare([]byte(given), []byte(g.cfg.Secret)) != 1 {
+	if !g.hasSecret(r) {
 		chain.WriteControlError(w, http.StatusForbidden, chain.CauseControlUnauthorised, chain.MsgControlForbidden)
 		return false
 	}
 	return true
+}
+
+// hasSecret tells whether r carries tyk.conf's secret in
+// X-Tyk-Authorization, compared in constant time; never with no secret set.
+func (g *Gateway) hasSecret(r *http.Request) bool {
+	return g.cfg.Secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(controlAuthHeader)), []byte(g.cfg.Secret)) == 1
 }
 
 // controlPurgeCache answers DELETE /tyk/cache/{api_id}: every cached
@@ -294,4 +350,161 @@ func (g *Gateway) controlPurgeCache(w http.ResponseWriter, r *http.Request, apiI
 	}
 	g.log.Info("cache purged", "api_id", apiID, "deleted", n)
 	chain.WriteJSON(w, http.StatusOK, chain.ControlReply{Status: "ok", Action: "deleted"})
+}
+
+// servedAPI is the definition of apiID being served, or nil.
+func (g *Gateway) servedAPI(apiID string) *apidef.APIDefinition {
+	for _, def := range g.APIs() {
+		if def.APIID == apiID {
+			return def
+		}
+	}
+	return nil
+}
+
+// validAPIID tells whether an api_id can name a file in app_path: no path
+// separators, no dot names, no NUL, at most 200 bytes.
+func validAPIID(id string) bool {
+	return id != "" && id != "." && id != ".." && len(id) <= 200 &&
+		!strings.ContainsAny(id, "/\\\x00")
+}
+
+// controlWriteAPI serves POST /tyk/apis (a new definition; a missing
+// api_id is generated) and PUT /tyk/apis/{id} (a definition being served,
+// whose body must carry the same api_id). The definition is checked as a
+// file of app_path would be, then written: a new one to <api_id>.json, an
+// updated one over the file it was loaded from (Tyk writes <api_id>.json,
+// which leaves two files with one api_id when it came from another). It
+// is served from the next reload (/tyk/reload), as in Tyk.
+func (g *Gateway) controlWriteAPI(w http.ResponseWriter, r *http.Request, pathID string) {
+	body, ok := readControlBody(w, r)
+	if !ok {
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+		return
+	}
+	var idInBody string
+	if raw, ok := fields["api_id"]; ok {
+		_ = json.Unmarshal(raw, &idInBody)
+	}
+	file := ""
+	if pathID != "" {
+		current := g.servedAPI(pathID)
+		if current == nil {
+			chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "API not found")
+			return
+		}
+		if idInBody != pathID {
+			chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request APIID does not match that in Definition! For Update operations these must match.")
+			return
+		}
+		file = current.File()
+	} else if idInBody == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		idInBody = hex.EncodeToString(b[:])
+		fields["api_id"], _ = json.Marshal(idInBody)
+		body, _ = json.MarshalIndent(fields, "", "  ")
+	}
+	if !validAPIID(idInBody) {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Invalid API ID")
+		return
+	}
+	if _, _, err := apidef.ParseAPIDefinition(body); err != nil {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+		return
+	}
+	if file == "" {
+		file = filepath.Join(g.cfg.AppDir(), idInBody+".json")
+	}
+	if err := writeFileAtomic(file, body); err != nil {
+		g.log.Error("control API: API definition not written", "file", file, "error", err)
+		chain.WriteControlError(w, http.StatusInternalServerError, chain.CauseControlBadRequest, "file object creation failed, write error")
+		return
+	}
+	action := "added"
+	if pathID != "" {
+		action = "modified"
+	}
+	g.log.Info("control API: API definition written; served from the next reload", "api_id", idInBody, "file", file, "action", action)
+	chain.WriteJSON(w, http.StatusOK, chain.ControlReply{Key: idInBody, Status: "ok", Action: action})
+}
+
+// controlDeleteAPI serves DELETE /tyk/apis/{id}: the file the API was
+// loaded from is removed; the API is served until the next reload.
+func (g *Gateway) controlDeleteAPI(w http.ResponseWriter, r *http.Request, apiID string) {
+	def := g.servedAPI(apiID)
+	if def == nil || def.File() == "" {
+		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "API not found")
+		return
+	}
+	if err := os.Remove(def.File()); err != nil {
+		g.log.Error("control API: API definition not deleted", "file", def.File(), "error", err)
+		chain.WriteControlError(w, http.StatusInternalServerError, chain.CauseControlBadRequest, "Delete failed")
+		return
+	}
+	g.log.Info("control API: API definition deleted; served until the next reload", "api_id", apiID, "file", def.File())
+	chain.WriteJSON(w, http.StatusOK, chain.ControlReply{Key: apiID, Status: "ok", Action: "deleted"})
+}
+
+// writeFileAtomic writes data to path through a temporary file in the
+// same folder, so a reload never reads half a definition.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tollgate-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// controlListKeys serves GET /tyk/keys: the ids of every stored session,
+// as Tyk lists them ({"keys": [...]}). With hash_keys, only when
+// enable_hashed_keys_listing is on, as in Tyk.
+func (g *Gateway) controlListKeys(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		chain.WriteControlError(w, http.StatusMethodNotAllowed, chain.CauseControlMethod, "Method not supported: use GET")
+		return
+	}
+	if g.cfg.HashKeys && !g.cfg.EnableHashedKeysListing {
+		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Hashed key listing is disabled in config (enable_hashed_keys_listing)")
+		return
+	}
+	ids, err := g.sessions.store.List(r.Context(), maxListedKeys)
+	if err != nil {
+		g.keyStoreOK(w, err)
+		return
+	}
+	chain.WriteJSON(w, http.StatusOK, struct {
+		Keys []string `json:"keys"`
+	}{ids})
+}
+
+// maxListedKeys bounds GET /tyk/keys.
+const maxListedKeys = 100_000
+
+// readControlBody reads a control API request body of at most
+// maxControlBody bytes; a larger one is answered 413 naming the limit.
+func readControlBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		chain.WriteControlError(w, http.StatusRequestEntityTooLarge, chain.CauseControlBadRequest, fmt.Sprintf("Request body too large: the control API takes at most %d bytes", maxControlBody))
+		return nil, false
+	case err != nil:
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Request malformed: "+err.Error())
+		return nil, false
+	}
+	return body, true
 }

@@ -22,7 +22,8 @@ import (
 )
 
 // The debug endpoints: Go's profiler and a one-look summary of memory and
-// goroutines, for someone chasing memory growth in a running gateway.
+// goroutines, for someone chasing memory growth in a running gateway, and
+// the Prometheus metrics (metrics.go), for someone watching it.
 //
 // With enable_http_profiler they are served on the gateway's own port to
 // callers presenting the control API secret; with debug_listen, on a
@@ -48,7 +49,7 @@ const summaryTopFunctions = 20
 
 // isDebugPath reports whether path is one of the debug endpoints.
 func isDebugPath(path string) bool {
-	return path == debugSummaryPath || path == "/debug/pprof" || strings.HasPrefix(path, debugPprofPrefix)
+	return path == debugSummaryPath || path == metricsPath || path == "/debug/pprof" || strings.HasPrefix(path, debugPprofPrefix)
 }
 
 // debugEndpoints serves the debug endpoints and owns the debug listener.
@@ -71,7 +72,7 @@ type debugEndpoints struct {
 	srv *Server // the debug_listen listener; nil without one
 }
 
-func newDebugEndpoints(log *slog.Logger) *debugEndpoints {
+func newDebugEndpoints(log *slog.Logger, metrics http.Handler) *debugEndpoints {
 	d := &debugEndpoints{log: log, mux: http.NewServeMux(), stopping: map[*http.Server]context.Context{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.mux.HandleFunc(debugPprofPrefix, pprof.Index)
@@ -83,6 +84,7 @@ func newDebugEndpoints(log *slog.Logger) *debugEndpoints {
 		d.mux.Handle(debugPprofPrefix+name, pprof.Handler(name))
 	}
 	d.mux.HandleFunc(debugSummaryPath, serveSummary)
+	d.mux.Handle(metricsPath, metrics)
 	return d
 }
 
@@ -91,7 +93,7 @@ func newDebugEndpoints(log *slog.Logger) *debugEndpoints {
 // is loopback only.
 func (d *debugEndpoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isDebugPath(r.URL.Path) {
-		chain.WriteError(w, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
+		chain.WriteError(w, r, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
 		return
 	}
 	// Only the symbol lookup takes a body (pprof POSTs addresses to it);

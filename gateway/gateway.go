@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/jsvm"
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/gateway/lograte"
 	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
@@ -46,8 +47,12 @@ func ParseConfig(data []byte) (*Config, Warnings, error) { return apidef.ParseCo
 // Gateway serves the APIs of one configuration. It is an http.Handler;
 // Listen serves it on a port.
 type Gateway struct {
-	cfg        *Config
-	log        *slog.Logger
+	cfg *Config
+	log *slog.Logger
+	// reqLog is log for warnings that can repeat with every request or
+	// event (a store or a webhook target down): one line per message and
+	// API per 10 s, with a count of what was left out.
+	reqLog     *slog.Logger
 	now        func() time.Time
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	rawLog     io.Writer // where JS rawlog() writes
@@ -56,20 +61,25 @@ type Gateway struct {
 	transport  *http.Transport
 	healthPath string
 	trust      *chain.Trust // whose X-Real-IP and X-Forwarded-For are believed
+	// storeBudget bounds each Redis operation of a request.
+	storeBudget time.Duration
 
 	sessions *sessions
 	events   *event.Bus
+	// lanes own every webhook's queue and workers (see events.go).
+	lanes *event.Lanes
 	// globalEvents are tyk.conf's event handlers.
-	globalEvents map[event.Name][]eventHandler
-	// eventCtx bounds event handlers; Shutdown cancels it when its own
-	// deadline passes, so a slow webhook cannot hold shutdown up.
-	eventCtx    context.Context
-	eventCancel context.CancelFunc
-	limiters    limiters
-	quota       *limit.Quota
+	globalEvents eventHandlers
+	limiters     limiters
+	quota        *limit.Quota
 
 	analytics *analytics.Recorder // nil when enable_analytics is off
-	debug     *debugEndpoints     // profiler and summary; debug_listen's listener
+	// recording counts requests on their way to an analytics record, so
+	// Shutdown can let those the server cut off hand theirs in.
+	recording inFlight
+	limits    ShutdownLimits
+	debug     *debugEndpoints // profiler, summary and metrics; debug_listen's listener
+	metrics   *metrics        // this gateway's Prometheus registry
 	// jsMemory stops JS runs past jsvm_memory_limit; nil when
 	// enable_jsvm is off.
 	jsMemory *jsvm.MemoryBudget
@@ -119,6 +129,34 @@ func WithRawLog(w io.Writer) Option {
 	return func(g *Gateway) { g.rawLog = w }
 }
 
+// ShutdownLimits bound the phases of Gateway.Shutdown, each from the moment
+// it starts, so a phase that runs out of time does not take the next one's.
+type ShutdownLimits struct {
+	// Flush bounds writing what is buffered for Redis (analytics records),
+	// including letting requests the server cut off at its grace hand in
+	// their records (at most half of it). It is not shortened by the
+	// context given to Shutdown: an expired grace must not cost what is
+	// buffered. Default DefaultFlushLimit.
+	Flush time.Duration
+	// Webhooks bounds delivering the events still queued or in flight
+	// (webhooks) after the flush; then deliveries in flight are cancelled
+	// and the queue is dropped. The context given to Shutdown may end it
+	// sooner. Default DefaultWebhookLimit.
+	Webhooks time.Duration
+}
+
+// Defaults of ShutdownLimits.
+const (
+	DefaultFlushLimit   = 10 * time.Second
+	DefaultWebhookLimit = 5 * time.Second
+)
+
+// WithShutdownLimits sets how long Shutdown's flush and webhook phases may
+// take; a zero field keeps its default.
+func WithShutdownLimits(l ShutdownLimits) Option {
+	return func(g *Gateway) { g.limits = l }
+}
+
 // sessionCacheSize bounds the local session cache.
 const sessionCacheSize = 100_000
 
@@ -137,6 +175,14 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	for _, o := range opts {
 		o(g)
 	}
+	if g.limits.Flush <= 0 {
+		g.limits.Flush = DefaultFlushLimit
+	}
+	if g.limits.Webhooks <= 0 {
+		g.limits.Webhooks = DefaultWebhookLimit
+	}
+	g.recording.idle = make(chan struct{}, 1)
+	g.reqLog = slog.New(lograte.NewHandler(g.log.Handler(), lograte.Options{Now: g.now}))
 	if err := apidef.ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, err
 	}
@@ -145,12 +191,15 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		return nil, err
 	}
 	g.trust = chain.NewTrust(proxies)
-	g.debug = newDebugEndpoints(g.log)
+	g.storeBudget = cfg.Storage.RequestBudget()
+	g.metrics = newMetrics(g)
+	g.debug = newDebugEndpoints(g.log, g.metrics.handler)
 	store, err := storage.Open(cfg.Storage, g.log)
 	if err != nil {
 		return nil, err
 	}
 	g.store = store
+	g.store.Client.AddHook(g.metrics.redis)
 	g.transport = upstream.NewTransport(cfg.ProxyTimeout(), g.dial)
 	g.transport.TLSClientConfig = g.tlsConfig
 	g.sessions = &sessions{
@@ -158,7 +207,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		cache: session.NewCache(cfg.LocalSessionCache.TTL(), sessionCacheSize, g.now),
 	}
 	g.events = event.NewBus(event.Options{})
-	g.eventCtx, g.eventCancel = context.WithCancel(context.Background())
+	g.lanes = event.NewLanes()
 	g.limiters = newLimiters(g.store.Client, cfg, g.now)
 	g.quota = limit.NewQuota(g.store.Client, g.now)
 	global, warnings, err := g.compileEventHandlers(cfg.EventHandlers, "tyk.conf event_handlers")
@@ -177,7 +226,7 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 		g.log.Info("cluster notifications off: tyk.conf has neither node_secret nor secret, so /tyk/reload/group and key changes reach this gateway only")
 	}
 	if cfg.EnableAnalytics {
-		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig)
+		g.analytics = analytics.New(g.store.Client, cfg.AnalyticsConfig, g.log)
 	}
 	if cfg.EnableJSVM {
 		g.jsMemory = jsvm.NewMemoryBudget(jsvm.MemoryOptions{Limit: cfg.JSMemoryLimit(), Log: g.log})
@@ -248,16 +297,21 @@ func (g *Gateway) APIs() []*apidef.APIDefinition {
 // a request already routed finishes on the API it started with. Files that
 // fail to load are logged and reported in the error; the rest are served.
 // If app_path itself cannot be read, the APIs being served stay.
-func (g *Gateway) Reload() error {
+func (g *Gateway) Reload() (err error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	defer func() { g.metrics.reloaded(err) }()
 	defs, warnings, loadErr := apidef.LoadAPIDefinitions(g.cfg.AppDir(), g.cfg.APIDefinitionSizeLimit())
 	for _, w := range warnings {
 		g.log.Warn(w)
 	}
 	var fileErrs *apidef.DefinitionErrors
 	if loadErr != nil && !errors.As(loadErr, &fileErrs) {
-		g.log.Error("API definitions not loaded; the APIs being served stay", "error", loadErr)
+		if g.routes.Load() == nil {
+			g.log.Error("API definitions not loaded; no API is served", "error", loadErr)
+		} else {
+			g.log.Error("API definitions not loaded; the APIs being served stay", "error", loadErr)
+		}
 		return loadErr
 	}
 	if fileErrs != nil {
@@ -266,7 +320,7 @@ func (g *Gateway) Reload() error {
 		}
 	}
 	rt, buildErrs := g.buildRoutes(defs)
-	g.routes.Store(rt)
+	g.swapRoutes(rt)
 	for _, a := range rt.apis {
 		g.log.Info("serving API", "api_id", a.def.APIID, "name", a.def.Name, "listen_path", a.def.Proxy.ListenPath, "file", a.def.File())
 	}
@@ -341,41 +395,56 @@ func (rt *routeTable) match(path string) *api {
 }
 
 // ServeHTTP routes a request: the health endpoint, the control API and
-// (with enable_http_profiler) the debug endpoints first, then the API
-// with the longest matching listen path; anything else is 404.
+// (with enable_http_profiler) the debug endpoints and /metrics first, then
+// the API with the longest matching listen path; anything else is 404.
+// Every response is counted in the gateway's metrics.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o := g.metrics.observe(w, r)
+	defer g.metrics.done(o)
+	g.route(o, r)
+}
+
+func (g *Gateway) route(w *observed, r *http.Request) {
 	if !canonical(w, r) {
 		return
 	}
 	path := r.URL.Path
 	if path == g.healthPath {
+		w.operator = true
 		g.serveHealth(w, r)
 		return
 	}
 	if strings.HasPrefix(path, controlPrefix) {
+		w.operator = true
 		g.serveControl(w, r)
 		return
 	}
 	if g.cfg.EnableHTTPProfiler && isDebugPath(path) {
+		w.operator = true
 		g.serveDebug(w, r)
 		return
 	}
 	api := g.routes.Load().match(path)
 	if api == nil {
-		chain.WriteError(w, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
+		chain.WriteError(w, r, http.StatusNotFound, chain.CauseUnknownPath, chain.MsgUnknownPath)
 		return
 	}
 	ip := g.trust.ClientIP(r)
-	if g.analytics == nil || api.def.DoNotTrack {
-		api.serve(w, r, g.now(), ip)
-		return
+	tracked := g.analytics != nil && !api.def.DoNotTrack
+	if tracked {
+		// Shutdown lets requests cut off at the grace hand in their record.
+		g.recording.begin()
+		defer g.recording.end()
 	}
 	start := g.now()
-	sw := chain.NewStatusWriter(w)
-	c := api.serve(sw, r, start, ip)
+	c := api.serve(w, r, start, ip)
+	w.api, w.version = api.def, c.Version
+	if !tracked {
+		return
+	}
 	rec := analytics.Record{
 		TimeStamp: start, APIID: api.def.APIID, APIName: api.def.Name, OrgID: api.def.OrgID,
-		Method: r.Method, Path: path, ResponseCode: sw.Status,
+		Method: r.Method, Path: path, ResponseCode: w.code(),
 		RequestTime: g.now().Sub(start).Milliseconds(),
 		IPAddress:   ip, UserAgent: r.UserAgent(),
 		APIVersion: c.Version,
@@ -395,34 +464,51 @@ func (g *Gateway) AnalyticsDropped() uint64 {
 	return g.analytics.Dropped()
 }
 
-// Shutdown releases what the gateway holds: it ends running profiles and
-// stops the debug listener, delivers queued events
-// until ctx ends (then cuts off webhooks in flight and drops the rest),
-// writes the analytics records still buffered,
-// ends its cluster-notification subscription, stops the JS memory watcher,
-// closes idle upstream connections and the store it opened (including the
-// embedded cluster). Stop the Server in front of it first so no request is
-// in flight. Later calls do nothing and return nil.
+// Errors Shutdown wraps, so a caller can tell what was cut.
+var (
+	// ErrBufferedLost: data buffered for Redis (analytics records) was not
+	// written, because Redis refused it or the flush limit passed; the
+	// error and the log say how many records.
+	ErrBufferedLost = errors.New("buffered data not written to Redis")
+	// ErrEventsCut: events were still queued or being delivered (webhooks)
+	// when the webhook limit or ctx ended; those in flight were cancelled
+	// and the queued ones dropped.
+	ErrEventsCut = errors.New("event deliveries cut off")
+)
+
+// Shutdown stops the gateway in phases, each with its own deadline. Stop
+// the Server in front of it first (Server.Shutdown: stop accepting, let
+// requests finish until the grace, cut the rest), then:
+//
+//  1. Stop: running profiles end and the debug listener stops (within ctx).
+//  2. Flush, within ShutdownLimits.Flush from a deadline of its own, even
+//     when ctx has already ended: requests still inside the gateway (those
+//     the server cut off end as soon as their upstream call sees the closed
+//     connection) get up to half of it to hand in their analytics records;
+//     then every buffered record is written to Redis, retrying writes that
+//     got no answer. Records Redis refuses, or that are unwritten at the
+//     deadline, are logged with their count and reported as
+//     ErrBufferedLost.
+//  3. Webhooks, last, so they never hold the flush up: queued events are
+//     delivered until ShutdownLimits.Webhooks or ctx ends, whichever comes
+//     first; then deliveries in flight are cancelled and the rest dropped,
+//     reported as ErrEventsCut (wrapping ctx's error or
+//     context.DeadlineExceeded).
+//  4. Release, within releaseLimit of its own: the cluster-notification
+//     subscription, the JS memory watcher, idle upstream connections and the store (including
+//     the embedded cluster).
+//
+// So Shutdown takes at most Flush, plus the shorter of Webhooks and ctx,
+// plus releaseLimit (in practice, milliseconds). Later calls do nothing
+// and return nil.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := errAlreadyShutDown
 	g.shutdownOnce.Do(func() {
 		// Running profiles end now, so nothing below waits for them.
 		debugErr := g.debug.close(ctx)
-		stop := context.AfterFunc(ctx, g.eventCancel)
-		evErr := g.events.Close(ctx)
-		stop()
-		g.eventCancel()
-		var anErr error
-		if g.analytics != nil {
-			anErr = g.analytics.Close(ctx)
-		}
-		var notifyErr error
-		if g.notify != nil {
-			notifyErr = g.notify.Close(ctx)
-		}
-		g.jsMemory.Close()
-		g.transport.CloseIdleConnections()
-		err = errors.Join(debugErr, evErr, anErr, notifyErr, g.store.Close())
+		flushErr := g.flushAtShutdown(ctx)
+		eventsErr := g.cutEvents(ctx)
+		err = errors.Join(debugErr, flushErr, eventsErr, g.release(ctx))
 	})
 	if err == errAlreadyShutDown {
 		return nil
@@ -439,6 +525,115 @@ func jsMemorySource(cfg *Config) string {
 		return "half of GOMEMLIMIT"
 	default:
 		return "default"
+	}
+}
+
+// flushAtShutdown is Shutdown's flush phase: a fresh deadline that keeps
+// ctx's values but not its end.
+func (g *Gateway) flushAtShutdown(ctx context.Context) error {
+	if g.analytics == nil {
+		return nil
+	}
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.limits.Flush)
+	defer cancel()
+	waitCtx, cancelWait := context.WithTimeout(flushCtx, g.limits.Flush/2)
+	running := g.recording.wait(waitCtx)
+	cancelWait()
+	err := g.analytics.Close(flushCtx)
+	if err == nil && running == 0 {
+		return nil
+	}
+	lost := 0
+	if notWritten := (*analytics.NotWrittenError)(nil); errors.As(err, &notWritten) {
+		lost = notWritten.Records
+	}
+	g.log.Error("shutdown: analytics records lost", "not_written", lost, "requests_still_running", running,
+		"flush_limit", g.limits.Flush, "error", err)
+	unrecorded := fmt.Errorf("%d requests still running at the flush limit, their records not taken", running)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %w", ErrBufferedLost, unrecorded)
+	case running == 0:
+		return fmt.Errorf("%w: %w", ErrBufferedLost, err)
+	default:
+		return fmt.Errorf("%w: %w; %w", ErrBufferedLost, err, unrecorded)
+	}
+}
+
+// cutEvents is Shutdown's webhook phase: the bus stops taking events and
+// delivers what is queued until the webhook limit or ctx ends; then
+// handlers in flight are cancelled and the rest dropped.
+func (g *Gateway) cutEvents(ctx context.Context) error {
+	eventsCtx, cancel := context.WithTimeout(ctx, g.limits.Webhooks)
+	defer cancel()
+	droppedBefore := g.events.Dropped() + g.lanes.Stats().Dropped
+	// The bus first: its workers only hand events to the webhooks' lanes,
+	// whose workers deliver them.
+	busErr := g.events.Close(eventsCtx)
+	laneErr := g.lanes.Close(eventsCtx)
+	dropped := g.events.Dropped() + g.lanes.Stats().Dropped - droppedBefore
+	err := errors.Join(busErr, laneErr)
+	if err == nil || laneErr == nil && dropped == 0 {
+		// The bus's deadline may pass as its last worker exits: nothing
+		// was cut. A lane that hit the deadline cut a delivery off.
+		return nil
+	}
+	g.log.Warn("shutdown: events cut off; webhooks in flight were cancelled and queued events dropped",
+		"dropped", dropped, "webhook_limit", g.limits.Webhooks, "error", err)
+	return fmt.Errorf("%w: %d events dropped or cancelled: %w", ErrEventsCut, dropped, err)
+}
+
+// releaseLimit bounds Shutdown's last phase; closing connections and
+// ending the notification receiver take milliseconds.
+const releaseLimit = 5 * time.Second
+
+// release is Shutdown's last phase, on a deadline of its own so an
+// expired ctx does not leave the notification receiver running.
+func (g *Gateway) release(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseLimit)
+	defer cancel()
+	var notifyErr error
+	if g.notify != nil {
+		notifyErr = g.notify.Close(ctx)
+	}
+	g.jsMemory.Close()
+	g.transport.CloseIdleConnections()
+	return errors.Join(notifyErr, g.store.Close())
+}
+
+// inFlight counts requests without a lock on their path; Shutdown waits
+// for the count to reach zero.
+type inFlight struct {
+	n        atomic.Int64
+	draining atomic.Bool
+	idle     chan struct{} // capacity 1: the last request out while draining says so
+}
+
+func (f *inFlight) begin() { f.n.Add(1) }
+
+func (f *inFlight) end() {
+	if f.n.Add(-1) == 0 && f.draining.Load() {
+		select {
+		case f.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait returns once no request is in flight, or when ctx ends with the
+// number still running.
+func (f *inFlight) wait(ctx context.Context) int64 {
+	f.draining.Store(true)
+	for {
+		n := f.n.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-f.idle:
+		case <-ctx.Done():
+			return f.n.Load()
+		}
 	}
 }
 

@@ -2,10 +2,11 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tollgate/tollgate/gateway/chain"
 )
 
 // healthReport is the body of the health endpoint (/hello), in the shape
@@ -15,8 +16,10 @@ type healthReport struct {
 	Description string                 `json:"description"`
 	Details     map[string]healthCheck `json:"details"`
 	// Dropped counts what the gateway let go rather than hold requests up:
-	// events (a full event queue) and analytics records (a full buffer).
-	Dropped map[string]uint64 `json:"dropped"`
+	// events (a full event queue), webhooks (a full queue of one webhook,
+	// e.g. its target hangs) and analytics records (a full buffer). Only
+	// for callers with the control API secret.
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
 }
 
 type healthCheck struct {
@@ -61,20 +64,30 @@ func (g *Gateway) redisHealth(ctx context.Context) error {
 }
 
 // serveHealth answers 200 "pass" when every Redis master answered PING,
-// and 503 "fail", with the error, when one did not (checked at most once
-// every healthFresh).
+// and 503 "fail" when one did not (checked at most once every
+// healthFresh). Anyone gets the status of each component; only a caller
+// with the control API secret (X-Tyk-Authorization) gets why one failed,
+// which names Redis addresses, and what the gateway dropped.
 func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 	redisCheck := healthCheck{Status: "pass", ComponentType: "datastore", Time: time.Now().UTC().Format(time.RFC3339)}
 	report := healthReport{Status: "pass", Description: "tollgate", Details: map[string]healthCheck{}}
 	code := http.StatusOK
+	trusted := g.hasSecret(r)
 	if err := g.redisHealth(r.Context()); err != nil {
-		redisCheck.Status, redisCheck.Output = "fail", err.Error()
+		redisCheck.Status = "fail"
+		if trusted {
+			redisCheck.Output = err.Error()
+		}
 		report.Status = "fail"
 		code = http.StatusServiceUnavailable
 	}
 	report.Details["redis"] = redisCheck
-	report.Dropped = map[string]uint64{"events": g.events.Dropped(), "analytics": g.AnalyticsDropped()}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(report)
+	if trusted {
+		report.Dropped = map[string]uint64{
+			"events":    g.events.Dropped(),
+			"webhooks":  g.lanes.Stats().Dropped,
+			"analytics": g.AnalyticsDropped(),
+		}
+	}
+	chain.WriteJSON(w, code, report)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -42,23 +43,67 @@ func (s *sessions) Lookup(ctx context.Context, orgID, key string) (string, *sess
 	return id, st, nil
 }
 
-// writeSession stores a session that JS middleware changed, once per
-// request, with the session's own lifetime; a failure is logged, not
-// answered: the request itself was valid.
+// writeSession stores what JS middleware changed in a session's
+// meta_data, once per request, after the chain. Only the members the chain
+// added, changed or removed are written, onto the session as it is stored
+// now (see session.Store.Update): a TykSetKeyData of the same request, the
+// control API or another gateway's request may have changed it since it
+// was read, and those changes stay. A key deleted meanwhile stays deleted.
+// A failure is logged, not answered: the request itself was valid.
 func (g *Gateway) writeSession(c *chain.Call) {
-	ctx := c.R.Context()
-	if err := g.sessions.store.Save(ctx, c.KeyID, c.Session, time.Duration(c.Session.SessionLifetime)*time.Second); err != nil {
-		g.log.Warn("session changes not stored", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
+	set, removed := metaChanges(c.MetaBefore, c.Session.MetaData)
+	ctx, cancel := c.StoreContext()
+	defer cancel()
+	st, err := g.sessions.store.Update(ctx, c.KeyID, func(st *session.State) bool {
+		changed := false
+		for k, v := range set {
+			if old, ok := st.MetaData[k]; !ok || !reflect.DeepEqual(old, v) {
+				if st.MetaData == nil {
+					st.MetaData = map[string]any{}
+				}
+				st.MetaData[k] = v
+				changed = true
+			}
+		}
+		for _, k := range removed {
+			if _, ok := st.MetaData[k]; ok {
+				delete(st.MetaData, k)
+				changed = true
+			}
+		}
+		return changed
+	})
+	if err != nil {
+		g.reqLog.Warn("session changes not stored", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		g.sessions.cache.Forget(c.KeyID)
 		return
 	}
-	g.sessions.cache.Put(c.KeyID, c.Session)
+	g.sessions.cache.Put(c.KeyID, st)
+	g.keyChanged(c.R.Context(), c.KeyID)
+}
+
+// metaChanges lists what differs from before in after: members to set and
+// members removed.
+func metaChanges(before, after map[string]any) (set map[string]any, removed []string) {
+	set = map[string]any{}
+	for k, v := range after {
+		if old, ok := before[k]; !ok || !reflect.DeepEqual(old, v) {
+			set[k] = v
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	return set, removed
 }
 
 // saveKey stores a key's session as the control API and TykSetKeyData do.
 // An update (create false) needs the key to exist. With reset, the key's
 // quota and rate-limit counters start afresh and last_updated is set. The
-// gateway's cached copy is replaced.
+// gateway's cached copy is replaced, and the other gateways are told to
+// drop theirs.
 func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, reset, create bool) error {
 	if !create {
 		if _, err := g.sessions.store.Load(ctx, id); err != nil {
@@ -83,7 +128,7 @@ func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, res
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	lifetime := time.Duration(st.SessionLifetime) * time.Second
+	lifetime := g.lifetime(st)
 	// A session without a lifetime that is exactly what this gateway last
 	// stored needs no write: JS that refreshes a session on every request
 	// (the seed's refreshSecurity.js) changes it once a second, not once a
@@ -99,7 +144,41 @@ func (g *Gateway) saveKey(ctx context.Context, id string, st *session.State, res
 		return err
 	}
 	g.sessions.cache.PutStored(id, st, data)
+	g.keyChanged(ctx, id)
 	return nil
+}
+
+// lifetime is how long Redis keeps a session, as Tyk's ApplyLifetime
+// decides it: the session's own session_lifetime, else the
+// session_lifetime of the APIs it grants (the longest), each kept until
+// the key expires when the API says session_lifetime_respects_key_expiration.
+// 0 keeps it until deleted.
+func (g *Gateway) lifetime(st *session.State) time.Duration {
+	var longest int64
+	matched := false
+	apis := g.routes.Load()
+	for apiID := range st.AccessRights {
+		for _, a := range apis.apis {
+			if a.def.APIID != apiID {
+				continue
+			}
+			matched = true
+			l := st.SessionLifetime
+			if l <= 0 {
+				l = a.def.SessionLifetime
+			}
+			if l > 0 && a.def.SessionLifetimeRespectsKeyExpiration && st.Expires > 0 {
+				if untilExpiry := st.Expires - g.now().Unix(); untilExpiry > l {
+					l = untilExpiry
+				}
+			}
+			longest = max(longest, l)
+		}
+	}
+	if !matched {
+		longest = st.SessionLifetime
+	}
+	return time.Duration(max(longest, 0)) * time.Second
 }
 
 // resetCounters starts a key's quota and rate-limit state afresh.
@@ -149,10 +228,13 @@ func (h *jsHost) SetKeyData(ctx context.Context, key, sessionJSON string, suppre
 	if err := json.Unmarshal([]byte(sessionJSON), &st); err != nil {
 		return fmt.Errorf("TykSetKeyData: session is not valid JSON: %w", err)
 	}
+	if err := st.Validate(); err != nil {
+		return fmt.Errorf("TykSetKeyData: %w", err)
+	}
 	if err := h.g.saveKey(ctx, id, &st, !suppressReset, true); err != nil {
 		return err
 	}
-	if suppressReset && st.SessionLifetime == 0 {
+	if suppressReset && h.g.lifetime(&st) == 0 {
 		h.g.sessions.cache.NoteReceived(id, sessionJSON)
 	}
 	return nil

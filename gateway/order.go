@@ -20,8 +20,9 @@ import (
 //	                  headers on every response, errors included
 //	version           resolve the version (header, url-param or url),
 //	                  refuse missing, unknown or expired versions; apply
-//	                  extended_paths: black_list and white_list refuse,
-//	                  ignored marks the request as needing no key
+//	                  extended_paths (or the legacy paths): black_list and
+//	                  white_list refuse, ignored marks the request as
+//	                  needing no key, a reply action answers
 //	JS pre            custom_middleware.pre, with an empty session
 //	auth              read the key (header, param or cookie), load its
 //	                  session, refuse missing, unknown, inactive or expired
@@ -35,8 +36,10 @@ import (
 //	cache             a cached response answers here; a miss is stored
 //	                  after the proxy
 //
-// After the chain (see afterChain): a session changed by JS is stored,
-// once; then the request goes to the version's upstream.
+// After the chain (see afterChain): the meta_data members JS changed are
+// written, once, onto the session as stored then, so that writes of other
+// requests, TykSetKeyData and the control API are not overwritten (see
+// Gateway.writeSession); then the request goes to the version's upstream.
 //
 // A row marked skipIgnored does not run for paths the version step marked
 // ignored (extended_paths.ignored); keyedOnly rows are not built for
@@ -137,7 +140,10 @@ func buildCORS(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildVersion(b *apiBuild) ([]chain.Step, error) {
-	s, ws, err := version.New(b.def, b.g.transport, b.g.log)
+	m := version.Matching{PathMatching: b.g.cfg.HTTPServerOptions.PathMatching(), IgnoreCase: b.g.cfg.IgnoreEndpointCase}
+	// The log reaches the upstream proxy, whose 502/504 warnings repeat
+	// with every request while an upstream is down.
+	s, ws, err := version.New(b.def, m, b.g.transport, b.g.reqLog)
 	return one(s, ws, err, b)
 }
 
@@ -154,26 +160,25 @@ func buildJS(hook string) func(b *apiBuild) ([]chain.Step, error) {
 func buildAuth(b *apiBuild) ([]chain.Step, error) {
 	return []chain.Step{auth.New(b.def.Auth, auth.Options{
 		Sessions:        b.g.sessions,
-		Events:          b.g.events,
+		Events:          b.g.publisher(),
 		AllowMasterKeys: b.g.cfg.AllowMasterKeys,
-		Log:             b.g.log,
+		Log:             b.g.reqLog,
 	})}, nil
 }
 
 func buildGranular(b *apiBuild) ([]chain.Step, error) {
-	o := b.g.cfg.HTTPServerOptions
-	return []chain.Step{granular.New(granular.Matching{Prefix: o.EnablePathPrefixMatching, Suffix: o.EnablePathSuffixMatching}, b.log)}, nil
+	return []chain.Step{granular.New(b.g.cfg.HTTPServerOptions.PathMatching(), b.log)}, nil
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.log)}, nil
+	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.publisher(), b.g.reqLog)}, nil
 }
 
 func buildQuota(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{quota.New(b.g.quota, b.g.log)}, nil
+	return []chain.Step{quota.New(b.g.quota, b.g.publisher(), b.g.reqLog)}, nil
 }
 
 func buildCache(b *apiBuild) ([]chain.Step, error) {
-	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.log)
+	s, ws, err := cache.New(b.def, cache.RedisStore{Client: b.g.store.Client}, b.g.metrics.cacheCounters(b.def.APIID), b.g.reqLog)
 	return one(s, ws, err, b)
 }

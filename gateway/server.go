@@ -18,19 +18,41 @@ type Server struct {
 	err  error // set before done closes
 }
 
+// ServerOption changes how Listen serves.
+type ServerOption func(*http.Server)
+
+// WithTimeouts applies tyk.conf's http_server_options to the server: a
+// request must be read whole within read_timeout (a body sent a byte at a
+// time is cut there) and its response written within write_timeout, 120
+// seconds each by default, as in Tyk; headers within read_timeout too, or
+// 60 seconds if that is longer.
+func WithTimeouts(cfg *Config) ServerOption {
+	read, write := cfg.HTTPServerOptions.Timeouts()
+	return func(s *http.Server) {
+		s.ReadTimeout, s.WriteTimeout = read, write
+		s.ReadHeaderTimeout = min(s.ReadHeaderTimeout, read)
+	}
+}
+
 // Listen starts serving h on addr ("127.0.0.1:0" picks a free port).
-func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+// Without options, a request has 60 seconds to send its headers and the
+// rest is not bounded in time (upstreams of specs and tools use that).
+func Listen(addr string, h http.Handler, log *slog.Logger, opts ...ServerOption) (*Server, error) {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	for _, o := range opts {
+		o(hs)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 60 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
+		srv:  hs,
 		addr: l.Addr().String(),
 		done: make(chan struct{}),
 	}

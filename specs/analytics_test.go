@@ -83,7 +83,7 @@ var _ = Describe("Analytics", Label("analytics"), func() {
 		})
 
 		It("drops what does not fit and counts it in /hello", func() {
-			Expect(env.Get("/hello").JSON()).To(HaveKeyWithValue("dropped", HaveKeyWithValue("analytics", 7.0)))
+			Expect(env.Get("/hello", "X-Tyk-Authorization", env.Secret).JSON()).To(HaveKeyWithValue("dropped", HaveKeyWithValue("analytics", 7.0)))
 		})
 
 		It("writes what it kept on shutdown", func(ctx SpecContext) {

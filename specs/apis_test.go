@@ -1,6 +1,13 @@
 package specs_test
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/tollgate/tollgate/specs"
+)
 
 // keylessAPI is the smallest API definition tollgate serves: active, no
 // key, one version, forwarding listenPath to the recording upstream.
@@ -47,4 +54,15 @@ func grantVersion(apiID, version string, extra ...string) string {
 		fields += ", " + e
 	}
 	return fmt.Sprintf(`{"access_rights": {%q: {"api_id": %q, "api_name": %q, "versions": [%q]}}, "org_id": "org1"%s}`, apiID, apiID, apiID, version, fields)
+}
+
+// issueExpiredKey issues a key whose expires is a second ahead and moves
+// the spec clock past it: the control API drops an expires already past
+// when it creates a key, as Tyk does. session builds the session JSON
+// around the "expires" member it is given.
+func issueExpiredKey(env *specs.Env, session func(expires string) string) string {
+	GinkgoHelper()
+	key := env.IssueKey(session(fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(time.Second).Unix())))
+	env.Clock.Advance(2 * time.Second)
+	return key
 }

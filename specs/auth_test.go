@@ -113,7 +113,7 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 		)
 		BeforeEach(func() {
 			events = subscribeToKeyExpired(env.Instance)
-			key = env.IssueKey(grantTo("orders", fmt.Sprintf(`"expires": %d`, env.Clock.Now().Add(-time.Second).Unix())))
+			key = issueExpiredKey(env, func(expires string) string { return grantTo("orders", expires) })
 		})
 
 		It("answers 401 Key has expired, please renew", func() {

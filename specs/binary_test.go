@@ -1,6 +1,8 @@
 package specs_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -9,6 +11,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,7 +19,10 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/gateway/analytics"
 	"github.com/tollgate/tollgate/specs"
 )
 
@@ -90,7 +96,27 @@ func httpGet(url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-var _ = Describe("The tollgate binary", Label("slow"), Ordered, func() {
+// httpDo sends one request on a connection that is closed afterwards;
+// headers come as name, value pairs.
+func httpDo(method, url, body string, headers ...string) (int, string) {
+	GinkgoHelper()
+	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
+	Expect(err).NotTo(HaveOccurred())
+	for i := 0; i < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
+	resp, err := client.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	return resp.StatusCode, string(data)
+}
+
+// Ordered only to build the binary once; each spec starts its own process,
+// so one failing does not stop the others.
+var _ = Describe("The tollgate binary", Label("slow"), Ordered, ContinueOnFailure, func() {
 	var binary string
 
 	// Built once for the container: building is the slow part.
@@ -154,6 +180,155 @@ var _ = Describe("The tollgate binary", Label("slow"), Ordered, func() {
 			session.Interrupt()
 			Eventually(session).WithContext(ctx).Should(gexec.Exit(0))
 		}, SpecTimeout(30*time.Second))
+	})
+
+	// startOnCluster runs the binary with flags on a tyk.conf whose storage
+	// is the spec's Redis Cluster at addrs and whose analytics records stay
+	// buffered until shutdown; apps are API definitions by file name, and
+	// extra adds members to tyk.conf. It returns the gateway's base URL.
+	startOnCluster := func(ctx SpecContext, addrs []string, apps map[string]string, extra string, flags ...string) (*gexec.Session, string) {
+		GinkgoHelper()
+		dir := GinkgoT().TempDir()
+		Expect(os.Mkdir(filepath.Join(dir, "apps"), 0o700)).To(Succeed())
+		for name, def := range apps {
+			Expect(os.WriteFile(filepath.Join(dir, "apps", name), []byte(def), 0o600)).To(Succeed())
+		}
+		storage, err := json.Marshal(map[string]any{"enable_cluster": true, "addrs": addrs})
+		Expect(err).NotTo(HaveOccurred())
+		port := freePort()
+		conf := fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %d, "app_path": "apps", "secret": "s",
+  "storage": %s, %s%s}`, port, storage, analyticsUntilShutdown, extra)
+		Expect(os.WriteFile(filepath.Join(dir, "tyk.conf"), []byte(conf), 0o600)).To(Succeed())
+
+		session, err := gexec.Start(command(binary, append([]string{"--conf", filepath.Join(dir, "tyk.conf")}, flags...)...), GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { session.Kill().Wait(10 * time.Second) })
+		Eventually(session.Err).WithContext(ctx).Should(gbytes.Say("tollgate is listening"))
+		return session, fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+
+	// storedRecordCount is the length of the analytics list.
+	storedRecordCount := func(ctx SpecContext, rdb *redis.ClusterClient) int64 {
+		GinkgoHelper()
+		n, err := rdb.LLen(ctx, analytics.Key).Result()
+		Expect(err).NotTo(HaveOccurred())
+		return n
+	}
+
+	When("SIGTERM comes while a request outlives --grace", Label("shutdown"), func() {
+		// Before the fix, it flushed analytics with the grace's expired
+		// context: none of the buffered records were written.
+		const served = 5
+		var (
+			session *gexec.Session
+			rdb     *redis.ClusterClient
+		)
+
+		BeforeEach(func(ctx SpecContext) {
+			addrs, _ := specs.StartCluster(cluster.DefaultNodes)
+			rdb = specs.ConnectCluster(addrs...)
+			slow := startHangingServer()
+			upstream := specs.StartRecordingUpstream()
+			var base string
+			session, base = startOnCluster(ctx, addrs, map[string]string{
+				"open.json": keylessAPITo("open", "/open/", upstream.URL),
+				"slow.json": keylessAPITo("slow", "/slow/", slow.URL),
+			}, "", "--grace", "200ms")
+			for range served {
+				status, _ := httpGet(base + "/open/")
+				Expect(status).To(Equal(http.StatusOK))
+			}
+			cut := requestInBackground(base + "/slow/")
+			slow.waitForArrivals(ctx, 1)
+			session.Signal(syscall.SIGTERM)
+			Eventually(session).WithContext(ctx).Should(gexec.Exit())
+			Eventually(cut).WithContext(ctx).Should(Receive(HaveOccurred()), "the slow request was not cut off")
+		}, NodeTimeout(60*time.Second))
+
+		It("exits 4: requests were cut, everything buffered was written", func() {
+			Expect(session.ExitCode()).To(Equal(4))
+		})
+
+		It("has written every analytics record to Redis, the cut request's included", func(ctx SpecContext) {
+			Expect(storedRecordCount(ctx, rdb)).To(Equal(int64(served + 1)))
+		}, NodeTimeout(10*time.Second))
+	})
+
+	When("SIGTERM comes while Redis refuses the buffered records", Label("shutdown"), func() {
+		const served = 3
+		var session *gexec.Session
+
+		BeforeEach(func(ctx SpecContext) {
+			addrs, _ := specs.StartCluster(cluster.DefaultNodes)
+			rdb := specs.ConnectCluster(addrs...)
+			// A string where the list should be: RPUSH answers WRONGTYPE.
+			Expect(rdb.Set(ctx, analytics.Key, "not a list", 0).Err()).To(Succeed())
+			upstream := specs.StartRecordingUpstream()
+			var base string
+			session, base = startOnCluster(ctx, addrs, map[string]string{"open.json": keylessAPITo("open", "/open/", upstream.URL)}, "")
+			for range served {
+				status, _ := httpGet(base + "/open/")
+				Expect(status).To(Equal(http.StatusOK))
+			}
+			session.Signal(syscall.SIGTERM)
+			Eventually(session).WithContext(ctx).Should(gexec.Exit())
+		}, NodeTimeout(60*time.Second))
+
+		It("exits 5: buffered data could not be written", func() {
+			Expect(session.ExitCode()).To(Equal(5))
+		})
+
+		It("logs how many records were not written", func() {
+			Expect(string(session.Err.Contents())).To(ContainSubstring(fmt.Sprintf("not_written=%d", served)))
+		})
+	})
+
+	When("SIGTERM comes while a webhook target hangs", Label("shutdown"), func() {
+		// Before the fix, it waited the whole grace for the webhook (here
+		// 2 s, less than a webhook's own 10 s timeout), then lost the
+		// analytics records and exited 1.
+		var (
+			session  *gexec.Session
+			rdb      *redis.ClusterClient
+			requests int64 // sent to the API, so recorded
+		)
+
+		BeforeEach(func(ctx SpecContext) {
+			requests = 0
+			addrs, _ := specs.StartCluster(cluster.DefaultNodes)
+			rdb = specs.ConnectCluster(addrs...)
+			target := startHangingServer()
+			upstream := specs.StartRecordingUpstream()
+			templates, err := filepath.Abs(seedPath("templates"))
+			Expect(err).NotTo(HaveOccurred())
+			hooked := strings.ReplaceAll(webhookAPI(target.URL, 0), "{{upstream}}", upstream.URL)
+			var base string
+			session, base = startOnCluster(ctx, addrs, map[string]string{"hooked.json": hooked},
+				fmt.Sprintf(`, "template_path": %q`, templates), "--grace", "2s", "--webhook-grace", "200ms")
+			// The control API drops an expires already past, as Tyk does:
+			// the key expires a second after it is made.
+			status, body := httpDo(http.MethodPost, base+"/tyk/keys/create",
+				grantTo("hooked", fmt.Sprintf(`"expires": %d`, time.Now().Add(time.Second).Unix())), "X-Tyk-Authorization", "s")
+			Expect(status).To(Equal(http.StatusOK), body)
+			var created struct{ Key string }
+			Expect(json.Unmarshal([]byte(body), &created)).To(Succeed())
+			Eventually(func() int {
+				requests++
+				status, _ := httpDo(http.MethodGet, base+"/hooked/", "", "x-key", created.Key)
+				return status
+			}).WithContext(ctx).WithPolling(100 * time.Millisecond).Should(Equal(http.StatusUnauthorized))
+			target.waitForArrivals(ctx, 1)
+			session.Signal(syscall.SIGTERM)
+			Eventually(session).WithContext(ctx).Should(gexec.Exit())
+		}, NodeTimeout(60*time.Second))
+
+		It("exits 3: webhooks were cut, everything buffered was written", func() {
+			Expect(session.ExitCode()).To(Equal(3))
+		})
+
+		It("has written every request's analytics record to Redis", func(ctx SpecContext) {
+			Expect(storedRecordCount(ctx, rdb)).To(Equal(requests))
+		}, NodeTimeout(10*time.Second))
 	})
 
 	When("its tyk.conf cannot be loaded", func() {

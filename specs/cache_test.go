@@ -1,8 +1,11 @@
 package specs_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -32,18 +35,27 @@ func cachedAPI(apiID, listenPath, target string, keyed bool, cacheOptions string
 }
 
 // scriptedUpstream answers as its query says: ?status=N, ?cache-set=1 adds
-// x-tyk-cache-action-set, ?ttl=S adds x-tyk-cache-action-set-ttl. Every
-// answer carries a Proxy-Trace header and the count of requests so far
-// in its body, so a replayed answer is told from a fresh one.
+// x-tyk-cache-action-set, ?ttl=S adds x-tyk-cache-action-set-ttl,
+// ?cache-control=V sends Cache-Control: V, ?etag=V sends Etag: V,
+// ?set-cookie=NAME sends Set-Cookie: NAME=<the request's number>,
+// ?ratelimit=1 sends X-RateLimit-* headers of its own, ?chunked=1 streams
+// the body chunked and ?gzip=1 sends it gzip-compressed. Every answer
+// carries a Proxy-Trace header and the count of requests so far in its
+// body, so a replayed answer is told from a fresh one. Once GoDown is
+// called it drops every connection without answering.
 type scriptedUpstream struct {
 	URL   string
 	count atomic.Int64
+	down  atomic.Bool
 }
 
 func startScriptedUpstream() *scriptedUpstream {
 	GinkgoHelper()
 	u := &scriptedUpstream{}
 	u.URL = specs.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u.down.Load() {
+			panic(http.ErrAbortHandler) // the connection is closed, no answer
+		}
 		n := u.count.Add(1)
 		q := r.URL.Query()
 		h := w.Header()
@@ -55,15 +67,47 @@ func startScriptedUpstream() *scriptedUpstream {
 		if ttl := q.Get("ttl"); ttl != "" {
 			h.Set("X-Tyk-Cache-Action-Set-Ttl", ttl)
 		}
+		if cc := q.Get("cache-control"); cc != "" {
+			h.Set("Cache-Control", cc)
+		}
+		if etag := q.Get("etag"); etag != "" {
+			h.Set("Etag", etag)
+		}
+		if name := q.Get("set-cookie"); name != "" {
+			h.Set("Set-Cookie", fmt.Sprintf("%s=%d", name, n))
+		}
+		if q.Get("ratelimit") != "" {
+			h.Set("X-RateLimit-Limit", "999")
+			h.Set("X-RateLimit-Remaining", "998")
+			h.Set("X-RateLimit-Reset", "1234567890")
+		}
 		status := http.StatusOK
 		if s := q.Get("status"); s != "" {
 			status, _ = strconv.Atoi(s)
 		}
+		body := fmt.Sprintf("answer %d", n)
+		if q.Get("gzip") != "" {
+			h.Set("Content-Encoding", "gzip")
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			_, _ = zw.Write([]byte(body))
+			_ = zw.Close()
+			body = buf.String()
+		}
 		w.WriteHeader(status)
-		fmt.Fprintf(w, "answer %d", n)
+		if q.Get("chunked") != "" {
+			// A flush before the end leaves no Content-Length: chunked.
+			_, _ = io.WriteString(w, body[:1])
+			_ = http.NewResponseController(w).Flush()
+			body = body[1:]
+		}
+		_, _ = io.WriteString(w, body)
 	}))
 	return u
 }
+
+// GoDown makes the upstream drop every connection from now on.
+func (u *scriptedUpstream) GoDown() { u.down.Store(true) }
 
 // Requests is how many requests reached the upstream.
 func (u *scriptedUpstream) Requests() int { return int(u.count.Load()) }

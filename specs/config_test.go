@@ -139,6 +139,13 @@ var _ = Describe("Loading tyk.conf", Label("config"), func() {
 	})
 })
 
+var _ = Describe("tyk.conf values out of range", Label("config"), func() {
+	It("refuses listen_port 99999, naming listen_port", func() {
+		_, _, err := gatewayParseConfig(`{"listen_port": 99999}`)
+		Expect(err).To(MatchError(ContainSubstring("listen_port")))
+	})
+})
+
 // gatewayParseConfig parses a tyk.conf given as text.
 func gatewayParseConfig(conf string) (*gateway.Config, gateway.Warnings, error) {
 	return gateway.ParseConfig([]byte(conf))

@@ -63,10 +63,16 @@ type Env struct {
 // Instance is one running gateway and a client for it.
 type Instance struct {
 	Gateway *gateway.Gateway
-	URL     string
+	// Server serves Gateway at URL; a spec may shut it down itself, as
+	// cmd/tollgate does on SIGTERM, before the gateway.
+	Server *gateway.Server
+	URL    string
 
 	client *http.Client
-	logs   *SyncBuffer
+	logs   interface {
+		io.Writer
+		String() string
+	}
 }
 
 // EnvOption adjusts the configuration NewEnv starts the gateway with.
@@ -81,6 +87,18 @@ type envSettings struct {
 	// hosts maps further upstream host names to addresses (host:port).
 	hosts map[string]string
 	roots *x509.CertPool
+	// logTail keeps only the end of each gateway's log (see WithLogTail).
+	logTail bool
+	// noGateway leaves the first gateway unstarted (see WithoutGateway).
+	noGateway bool
+	// gatewayOpts are passed to gateway.New after the harness's own.
+	gatewayOpts []gateway.Option
+}
+
+// WithGatewayOptions starts the gateways with these options as well, e.g.
+// gateway.WithShutdownLimits.
+func WithGatewayOptions(opts ...gateway.Option) EnvOption {
+	return func(s *envSettings) { s.gatewayOpts = append(s.gatewayOpts, opts...) }
 }
 
 // WithUpstreamAt makes the gateways reach addr (host:port) when a
@@ -107,6 +125,22 @@ func WithBaseDir(dir string) EnvOption {
 // Clock.Advance is then not available.
 func WithWallClock() EnvOption {
 	return func(s *envSettings) { s.wallClock = true }
+}
+
+// WithLogTail keeps only the last 64 KiB of each gateway's log, for
+// Logs(), and prints it only if the spec fails, instead of sending every
+// line to the spec's output as it comes. A steady-state spec runs an
+// operation hundreds of times: a log kept whole would grow with every run
+// and look like the leak the spec is looking for.
+func WithLogTail() EnvOption {
+	return func(s *envSettings) { s.logTail = true }
+}
+
+// WithoutGateway makes NewEnv start the cluster and the upstream but no
+// gateway: for a spec that builds gateways itself from GatewayConfig, such
+// as one whose gateway must fail to start. The Env's Instance is then nil.
+func WithoutGateway() EnvOption {
+	return func(s *envSettings) { s.noGateway = true }
 }
 
 // WithConfig starts the gateway with this tyk.conf (JSON). NewEnv sets
@@ -147,20 +181,28 @@ func NewEnv(opts ...EnvOption) *Env {
 	if env.Cluster != nil && !s.wallClock {
 		env.Cluster.SetTime(specEpoch)
 	}
-	env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: env.Addrs})
+	env.Redis = redis.NewClusterClient(&redis.ClusterOptions{Addrs: env.Addrs, ClientName: SpecClientName})
 	DeferCleanup(env.Redis.Close)
 
 	env.Upstream = StartRecordingUpstream()
 	for _, def := range s.apis {
 		env.WriteAPIFile(apiFileName(def), def)
 	}
-	env.Instance = env.StartGateway()
+	if !s.noGateway {
+		env.Instance = env.StartGateway()
+	}
 	return env
 }
 
-// StartGateway starts another gateway on the same cluster, app_path and
-// clock, as a second node of a deployment would be.
-func (e *Env) StartGateway() *Instance {
+// SpecClientName is the name (CLIENT SETNAME) of the spec's own Redis
+// connections, so that counting a real cluster's clients can leave them
+// out.
+const SpecClientName = "tollgate-spec"
+
+// GatewayConfig is the tyk.conf the Env's gateways start with: the spec's
+// configuration with app_path, the base folder and the cluster filled in.
+// A spec may change it and call gateway.New itself.
+func (e *Env) GatewayConfig() *gateway.Config {
 	GinkgoHelper()
 	cfg, warnings, err := gateway.ParseConfig([]byte(e.settings.config))
 	Expect(err).NotTo(HaveOccurred())
@@ -173,20 +215,43 @@ func (e *Env) StartGateway() *Instance {
 	}
 	cfg.Storage.EnableCluster = true
 	cfg.Storage.Addrs = e.Addrs
+	return cfg
+}
+
+// StartGateway starts another gateway on the same cluster, app_path and
+// clock, as a second node of a deployment would be.
+func (e *Env) StartGateway() *Instance {
+	GinkgoHelper()
+	cfg := e.GatewayConfig()
 	e.Secret = cfg.Secret
 
-	inst := &Instance{logs: &SyncBuffer{}}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(GinkgoWriter, inst.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(cfg,
+	inst := &Instance{}
+	var logTo io.Writer
+	if e.settings.logTail {
+		tail := newTailBuffer(logTailSize)
+		inst.logs, logTo = tail, tail
+		DeferCleanup(func() {
+			if CurrentSpecReport().Failed() {
+				GinkgoWriter.Printf("the last %d KiB of the gateway's log:\n%s", logTailSize>>10, tail.String())
+			}
+		})
+	} else {
+		buf := &SyncBuffer{}
+		inst.logs, logTo = buf, io.MultiWriter(GinkgoWriter, buf)
+	}
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts := append([]gateway.Option{
 		gateway.WithLogger(log),
 		gateway.WithClock(e.Clock.Now),
 		gateway.WithDialer(e.dialer()),
 		gateway.WithTLSConfig(&tls.Config{RootCAs: e.settings.roots}),
-	)
+	}, e.settings.gatewayOpts...)
+	gw, err := gateway.New(cfg, opts...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) error { return gw.Shutdown(ctx) }, NodeTimeout(10*time.Second))
 	inst.Gateway = gw
-	inst.URL = serve(gw).URL()
+	inst.Server = serve(gw, gateway.WithTimeouts(cfg))
+	inst.URL = inst.Server.URL()
 
 	transport := &http.Transport{}
 	DeferCleanup(transport.CloseIdleConnections)
@@ -388,6 +453,47 @@ func (b *SyncBuffer) String() string {
 	return b.buf.String()
 }
 
+// logTailSize is how much of a gateway's log WithLogTail keeps.
+const logTailSize = 64 << 10
+
+// tailBuffer keeps the last bytes written to it in a ring allocated once,
+// so what it holds never grows.
+type tailBuffer struct {
+	mu   sync.Mutex
+	ring []byte
+	next int  // where the next byte goes
+	full bool // the ring has wrapped
+}
+
+func newTailBuffer(size int) *tailBuffer { return &tailBuffer{ring: make([]byte, size)} }
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(p)
+	if len(p) > len(b.ring) {
+		p = p[len(p)-len(b.ring):]
+	}
+	for len(p) > 0 {
+		c := copy(b.ring[b.next:], p)
+		p = p[c:]
+		b.next += c
+		if b.next == len(b.ring) {
+			b.next, b.full = 0, true
+		}
+	}
+	return n, nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.full {
+		return string(b.ring[:b.next])
+	}
+	return string(b.ring[b.next:]) + string(b.ring[:b.next])
+}
+
 // ConnectCluster returns a go-redis ClusterClient on addrs (one address is
 // enough), closed when the spec ends.
 //
@@ -413,6 +519,7 @@ func ConnectCluster(addrs ...string) *redis.ClusterClient {
 		ReadTimeout:        time.Second,
 		WriteTimeout:       time.Second,
 		PoolSize:           100,
+		ClientName:         SpecClientName,
 	})
 	DeferCleanup(client.Close)
 	return client

@@ -116,6 +116,16 @@ var _ = Describe("Several gateways on one cluster", Label("cluster"), func() {
 			}).WithContext(ctx).Should(Equal(http.StatusForbidden))
 		}, SpecTimeout(10*time.Second))
 
+		// Before: a POST to an existing key told no other gateway, which
+		// served the key for up to cached_session_timeout (10 s).
+		It("is refused by the other gateway once made inactive with POST", func(ctx SpecContext) {
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/keys/"+key, grantTo("orders", `"is_inactive": true`))
+			Expect(resp.StatusCode).To(Equal(http.StatusOK), resp.Body)
+			Eventually(func() int {
+				return two.Get("/orders/", "Authorization", key).StatusCode
+			}).WithContext(ctx).Should(Equal(http.StatusForbidden))
+		}, SpecTimeout(10*time.Second))
+
 		It("is refused by the other gateway once made inactive", func(ctx SpecContext) {
 			resp := env.Control(env.Instance, http.MethodPut, "/tyk/keys/"+key, grantTo("orders", `"is_inactive": true`))
 			Expect(resp.StatusCode).To(Equal(http.StatusOK), resp.Body)

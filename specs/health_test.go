@@ -70,9 +70,15 @@ var _ = Describe("The health endpoint /hello", Label("health"), func() {
 			Expect(resp.JSON()).To(HaveKeyWithValue("status", "fail"))
 		})
 
-		It("names the node that failed", func() {
-			Expect(env.Get("/hello").JSON()).To(HaveKeyWithValue("details",
+		It("names the node that failed to a caller with the control API secret", func() {
+			Expect(env.Get("/hello", "X-Tyk-Authorization", env.Secret).JSON()).To(HaveKeyWithValue("details",
 				HaveKeyWithValue("redis", HaveKeyWithValue("output", ContainSubstring(env.Cluster.Node(1).Addr())))))
+		})
+
+		It("tells an anonymous caller only that Redis failed, not where or why", func() {
+			resp := env.Get("/hello")
+			Expect(resp.JSON()).To(HaveKeyWithValue("details", HaveKeyWithValue("redis", Not(HaveKey("output")))))
+			Expect(resp.Body).NotTo(ContainSubstring(env.Cluster.Node(1).Addr()))
 		})
 	})
 })

@@ -44,6 +44,43 @@ func jsAPI(customMiddleware string) string {
 
 const jsvmOn = `{"secret": "s", "enable_jsvm": true, "jsvm_timeout": 1}`
 
+var _ = Describe("JS middleware's config_data, as Tyk's tests describe it", Label("jsvm", "tyk-mirror"), func() {
+	configAPI := func(disabled bool) string {
+		mw := middleware("testJSVMData", `request.SetHeaders["data-foo"] = config.config_data ? (config.config_data.foo || "") : "";
+return testJSVMData.ReturnData(request, {});`)
+		return fmt.Sprintf(`{"api_id": "js", "org_id": "org1", "active": true, "use_keyless": true,
+  "config_data": {"foo": "bar"}, "config_data_disabled": %t,
+  "proxy": {"listen_path": "/js/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "custom_middleware": {"pre": [{"name": "testJSVMData", "path": %q}]}}`, disabled, mw)
+	}
+
+	It(`hands config_data to the middleware (mirrors Tyk TestJSVMConfigData "config data enabled")`, func() {
+		env := specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(configAPI(false)))
+		env.Get("/js/")
+		Expect(env.Upstream.LastRequest().Headers.Get("data-foo")).To(Equal("bar"))
+	})
+
+	It(`hides it with config_data_disabled (mirrors "config data disabled")`, func() {
+		env := specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(configAPI(true)))
+		env.Get("/js/")
+		Expect(env.Upstream.LastRequest().Headers.Get("data-foo")).To(BeEmpty())
+	})
+})
+
+var _ = Describe("JS middleware that returns what cannot be applied, as Tyk's tests describe it", Label("jsvm", "tyk-mirror"), func() {
+	It(`answers 500 and does not reach the upstream when Session is not a session (mirrors Tyk TestJSVM_StopProxyWhenFail "failed to decode returned data")`, func() {
+		mw := jsFile("malformedDataMiddleware", `var malformedDataMiddleware = new TykJS.TykMiddleware.NewMiddleware({});
+malformedDataMiddleware.NewProcessRequest(function(request, session) {
+	return {Request: request, Session: "malformed"}
+});`)
+		env := specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(fmt.Sprintf(`{"api_id": "js", "org_id": "org1", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/js/", "target_url": "{{upstream}}", "strip_listen_path": true},
+  "custom_middleware": {"pre": [{"name": "malformedDataMiddleware", "path": %q}]}}`, mw)))
+		Expect(env.Get("/js/get").StatusCode).To(Equal(http.StatusInternalServerError))
+		Expect(env.Upstream.Requests()).To(BeEmpty())
+	})
+})
+
 var _ = Describe("JS middleware", Label("jsvm"), func() {
 	var env *specs.Env
 

@@ -12,6 +12,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
 
 	"github.com/tollgate/tollgate/gateway"
 	"github.com/tollgate/tollgate/gateway/chain"
@@ -55,37 +57,86 @@ func calmAPI() string {
 return calm.ReturnData(request);`))
 }
 
-// getAtOnce sends n GET path requests to env's gateway at the same time
-// and returns the responses once all have come back.
-func getAtOnce(env *specs.Env, n int, path string) []specs.Response {
+// hostileProcess is a tollgate binary started on hostileConf (plus
+// listen_port and app_path) with the given API definitions, each
+// "{{upstream}}" replaced by upstream. It runs in a process of its own, so
+// the heap /debug/summary reports, and jsvm_memory_limit compares with, is
+// the gateway's alone: the spec process also holds every other spec's
+// gateways and simulated clusters, well past 64 MB.
+type hostileProcess struct {
+	session *gexec.Session
+	base    string
+	started time.Time // when the process was started
+	ready   time.Time // when it said it was listening
+}
+
+func startHostileProcess(ctx SpecContext, binary, upstream string, apps map[string]string) *hostileProcess {
+	GinkgoHelper()
+	dir := GinkgoT().TempDir()
+	Expect(os.Mkdir(filepath.Join(dir, "apps"), 0o700)).To(Succeed())
+	for name, def := range apps {
+		def = strings.ReplaceAll(def, "{{upstream}}", upstream)
+		Expect(os.WriteFile(filepath.Join(dir, "apps", name), []byte(def), 0o600)).To(Succeed())
+	}
+	port := freePort()
+	conf := strings.Replace(hostileConf, "{", fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %d, "app_path": "apps", `, port), 1)
+	Expect(os.WriteFile(filepath.Join(dir, "tyk.conf"), []byte(conf), 0o600)).To(Succeed())
+	p := &hostileProcess{base: fmt.Sprintf("http://127.0.0.1:%d", port), started: time.Now()}
+	var err error
+	p.session, err = gexec.Start(command(binary, "--conf", filepath.Join(dir, "tyk.conf")), GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { p.session.Kill().Wait(10 * time.Second) })
+	Eventually(p.session.Err).WithContext(ctx).Should(gbytes.Say("tollgate is listening"))
+	p.ready = time.Now()
+	return p
+}
+
+// get sends GET path to the process.
+func (p *hostileProcess) get(path string) specs.Response {
+	GinkgoHelper()
+	return debugGet(p.base + path)
+}
+
+// summary reads the process's /debug/summary; with collect, after a
+// garbage collection (?gc=1).
+func (p *hostileProcess) summary(collect bool) gateway.DebugSummary {
+	GinkgoHelper()
+	path := "/debug/summary"
+	if collect {
+		path += "?gc=1"
+	}
+	return readSummary(debugGet(p.base+path, "X-Tyk-Authorization", "s"))
+}
+
+// metrics scrapes the process's /metrics.
+func (p *hostileProcess) metrics() metricFamilies {
+	GinkgoHelper()
+	return parseMetrics(debugGet(p.base+"/metrics", "X-Tyk-Authorization", "s"))
+}
+
+// log is what the process has logged so far.
+func (p *hostileProcess) log() string { return string(p.session.Err.Contents()) }
+
+// getAtOnce sends n GET path requests to the process at the same time and
+// returns the responses once all have come back.
+func (p *hostileProcess) getAtOnce(n int, path string) []specs.Response {
 	GinkgoHelper()
 	out := make([]specs.Response, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			defer GinkgoRecover()
-			out[i] = env.Get(path)
+			out[i] = p.get(path)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-// summary reads the gateway's /debug/summary; with collect, after a
-// garbage collection (?gc=1).
-func summary(env *specs.Env, collect bool) gateway.DebugSummary {
-	GinkgoHelper()
-	path := "/debug/summary"
-	if collect {
-		path += "?gc=1"
-	}
-	return readSummary(debugGet(env.URL+path, "X-Tyk-Authorization", env.Secret))
-}
-
-// watchHeap reads the gateway's /debug/summary every 10 ms until the
+// watchHeap reads the process's /debug/summary every 10 ms until the
 // returned function is called, which returns the largest heap_alloc_bytes
-// seen. The reader stops when the spec ends in any case.
-func watchHeap(env *specs.Env) (stop func() uint64) {
+// seen. The reader stops when the container ends in any case.
+func (p *hostileProcess) watchHeap() (stop func() uint64) {
 	GinkgoHelper()
 	done := make(chan struct{})
 	var (
@@ -98,7 +149,7 @@ func watchHeap(env *specs.Env) (stop func() uint64) {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			peak = max(peak, summary(env, false).HeapAllocBytes)
+			peak = max(peak, p.summary(false).HeapAllocBytes)
 			select {
 			case <-done:
 				return
@@ -127,89 +178,6 @@ func timedReload(env *specs.Env) (time.Duration, error) {
 
 var _ = Describe("Limits under hostile input", Label("limits-hostile"), func() {
 	var env *specs.Env
-
-	When("24 requests at once run a middleware that doubles a string for ever, keeping every copy (jsvm_timeout 10, jsvm_memory_limit 64)", Label("jsvm", "slow"), func() {
-		var (
-			responses []specs.Response
-			peak      uint64
-			before    gateway.DebugSummary // collected, before the requests
-		)
-
-		BeforeEach(func(ctx SpecContext) {
-			env = specs.NewEnv(specs.WithConfig(hostileConf),
-				specs.WithAPI(preJSAPI("hog", "/hog/", "hog", middleware("hog", hoardingBody))),
-				specs.WithAPI(calmAPI()))
-			before = summary(env, true)
-			stop := watchHeap(env)
-			responses = getAtOnce(env, 24, "/hog/")
-			peak = stop()
-			GinkgoWriter.Printf("heap_alloc_bytes at most %d MiB during the requests\n", peak>>20)
-		}, NodeTimeout(60*time.Second))
-
-		It("answers each of them 500 with the cause js_memory_limit", func() {
-			for _, resp := range responses {
-				expectGatewayError(resp, http.StatusInternalServerError, chain.CauseJSMemory, chain.MsgJSMemory)
-			}
-		})
-
-		It("keeps the heap under 192 MiB (three times the limit) meanwhile", func() {
-			// Before the limit, the runs went on until the timeout: the
-			// issue saw 24 of them pass 4 GB in 1.5 s (jsvm_timeout 2).
-			Expect(peak).To(BeNumerically("<", 3*hostileLimit))
-		})
-
-		It("leaves the heap, once collected, within 16 MiB (a quarter of the limit) of what it was before", func() {
-			after := summary(env, true)
-			GinkgoWriter.Printf("heap_inuse_bytes after ?gc=1: %d MiB before, %d MiB after; rss_bytes %d MiB before, %d MiB after\n",
-				before.HeapInuseBytes>>20, after.HeapInuseBytes>>20, before.RSSBytes>>20, after.RSSBytes>>20)
-			Expect(after.HeapInuseBytes).To(BeNumerically("<", before.HeapInuseBytes+hostileLimit/4))
-		})
-
-		It("answers the next request to a well-behaved middleware 200", func() {
-			Expect(env.Get("/calm/").StatusCode).To(Equal(http.StatusOK))
-			Expect(env.Upstream.LastRequest().Headers.Get("X-Calm")).To(Equal("yes"))
-		})
-
-		It("discards the VM of every stopped run", func() {
-			Expect(env.Gateway.JSStats("hog")).To(And(
-				HaveField("MemoryStops", BeEquivalentTo(24)),
-				HaveField("VMsDiscarded", BeEquivalentTo(24)),
-				HaveField("Idle", 0),
-			))
-		})
-
-		It("logs the API whose script was stopped", func() {
-			Expect(env.Logs()).To(MatchRegexp(`JS middleware stopped at the memory limit.*api_id=hog`))
-		})
-	})
-
-	When("a middleware file doubles a string at its top level", Label("jsvm"), func() {
-		var (
-			hog  string
-			err  error
-			took time.Duration
-		)
-
-		BeforeEach(func(ctx SpecContext) {
-			hog = jsFile("hogload", doublingBody)
-			env = specs.NewEnv(specs.WithConfig(hostileConf))
-			env.WriteAPIFile("hogload.json", preJSAPI("hogload", "/hogload/", "hogload", hog))
-			env.WriteAPIFile("calm.json", calmAPI())
-			took, err = timedReload(env)
-		}, NodeTimeout(20*time.Second))
-
-		It("fails that API's load at the memory limit, naming the file", func() {
-			Expect(err).To(MatchError(And(ContainSubstring("hogload.json"), ContainSubstring(hog+": JS middleware stopped: the heap passed the JS memory limit"))))
-		})
-
-		It("fails it before jsvm_timeout", func() {
-			Expect(took).To(BeNumerically("<", hostileTimeout))
-		})
-
-		It("loads the other APIs of the same reload", func() {
-			Expect(env.Get("/calm/").StatusCode).To(Equal(http.StatusOK))
-		})
-	})
 
 	Describe("files in app_path", func() {
 		BeforeEach(func() {
@@ -293,7 +261,7 @@ var _ = Describe("Limits under hostile input", Label("limits-hostile"), func() {
 		When("a JS middleware file is a named pipe", Label("jsvm"), func() {
 			var pipe string
 			BeforeEach(func(ctx SpecContext) {
-				env = specs.NewEnv(specs.WithConfig(hostileConf), specs.WithAPI(calmAPI()))
+				env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_jsvm": true}`), specs.WithAPI(calmAPI()))
 				pipe = fifo("pipe.js")
 				env.WriteAPIFile("piped.json", preJSAPI("piped", "/piped/", "piped", pipe))
 				took, err = timedReload(env)
@@ -338,6 +306,115 @@ var _ = Describe("Limits under hostile input", Label("limits-hostile"), func() {
 			It("loads the other APIs", func() {
 				Expect(env.Get("/good/").StatusCode).To(Equal(http.StatusOK))
 			})
+		})
+	})
+})
+
+// The JS memory limit compares the whole process's heap with
+// jsvm_memory_limit, so these specs run the gateway in a process of its
+// own (see hostileProcess). Ordered only to build the binary once.
+var _ = Describe("The JS memory limit, in a gateway process of its own", Label("limits-hostile", "jsvm", "slow"), Ordered, ContinueOnFailure, func() {
+	var (
+		binary   string
+		upstream *specs.RecordingUpstream
+	)
+
+	BeforeAll(func(ctx SpecContext) {
+		var err error
+		binary, err = gexec.Build("github.com/tollgate/tollgate/gateway/cmd/tollgate")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gexec.CleanupBuildArtifacts)
+	}, NodeTimeout(5*time.Minute))
+
+	// Each spec starts its own process and upstream: the leak guard checks
+	// every spec for what it left running.
+	BeforeEach(func() { upstream = specs.StartRecordingUpstream() })
+
+	When("24 requests at once run a middleware that doubles a string for ever, keeping every copy (jsvm_timeout 10, jsvm_memory_limit 64)", func() {
+		var (
+			gw        *hostileProcess
+			responses []specs.Response
+			peak      uint64
+			before    gateway.DebugSummary // collected, before the requests
+		)
+
+		BeforeEach(func(ctx SpecContext) {
+			gw = startHostileProcess(ctx, binary, upstream.URL, map[string]string{
+				"hog.json":  preJSAPI("hog", "/hog/", "hog", middleware("hog", hoardingBody)),
+				"calm.json": calmAPI(),
+			})
+			before = gw.summary(true)
+			stop := gw.watchHeap()
+			responses = gw.getAtOnce(24, "/hog/")
+			peak = stop()
+			GinkgoWriter.Printf("heap_alloc_bytes at most %d MiB during the requests\n", peak>>20)
+		}, NodeTimeout(60*time.Second))
+
+		It("answers each of them 500 with the cause js_memory_limit", func() {
+			for _, resp := range responses {
+				expectGatewayError(resp, http.StatusInternalServerError, chain.CauseJSMemory, chain.MsgJSMemory)
+			}
+		})
+
+		It("keeps the heap under 192 MiB (three times the limit) meanwhile", func() {
+			// Before the limit, the runs went on until the timeout: 24 of
+			// them passed 4 GB in 1.5 s (jsvm_timeout 2).
+			Expect(peak).To(BeNumerically("<", 3*hostileLimit))
+		})
+
+		It("leaves the heap, once collected, within 16 MiB (a quarter of the limit) of what it was before", func() {
+			after := gw.summary(true)
+			GinkgoWriter.Printf("heap_inuse_bytes after ?gc=1: %d MiB before, %d MiB after; rss_bytes %d MiB before, %d MiB after\n",
+				before.HeapInuseBytes>>20, after.HeapInuseBytes>>20, before.RSSBytes>>20, after.RSSBytes>>20)
+			Expect(after.HeapInuseBytes).To(BeNumerically("<", before.HeapInuseBytes+hostileLimit/4))
+		})
+
+		It("answers the next request to a well-behaved middleware 200", func() {
+			Expect(gw.get("/calm/").StatusCode).To(Equal(http.StatusOK))
+			Expect(upstream.LastRequest().Headers.Get("X-Calm")).To(Equal("yes"))
+		})
+
+		It("counts every stopped run in tollgate_js_memory_stops_total, and discards its VM", func() {
+			m := gw.metrics()
+			Expect(m.value("tollgate_js_memory_stops_total", "api_id", "hog")).To(Equal(24.0))
+			Expect(m.value("tollgate_js_vms_discarded_total", "api_id", "hog")).To(Equal(24.0))
+			Expect(m.value("tollgate_js_vms_idle", "api_id", "hog")).To(BeZero())
+		})
+
+		It("logs the API whose script was stopped", func() {
+			Expect(gw.log()).To(MatchRegexp(`JS middleware stopped at the memory limit.*api_id=hog`))
+		})
+
+		It("has no goroutine left running JS", func() {
+			Expect(gw.metrics().value("tollgate_js_vms_alive", "api_id", "hog")).To(BeZero())
+		})
+	})
+
+	When("a middleware file doubles a string at its top level", func() {
+		var (
+			gw  *hostileProcess
+			hog string
+		)
+
+		BeforeEach(func(ctx SpecContext) {
+			hog = jsFile("hogload", doublingBody)
+			gw = startHostileProcess(ctx, binary, upstream.URL, map[string]string{
+				"hogload.json": preJSAPI("hogload", "/hogload/", "hogload", hog),
+				"calm.json":    calmAPI(),
+			})
+		}, NodeTimeout(30*time.Second))
+
+		It("fails that API's load at the memory limit, naming the file", func() {
+			Expect(gw.log()).To(And(ContainSubstring("hogload.json"), ContainSubstring(hog+": JS middleware stopped: the heap passed the JS memory limit")))
+			Expect(gw.get("/hogload/").StatusCode).To(Equal(http.StatusNotFound))
+		})
+
+		It("fails it before jsvm_timeout: the gateway was listening sooner", func() {
+			Expect(gw.ready.Sub(gw.started)).To(BeNumerically("<", hostileTimeout))
+		})
+
+		It("loads the other APIs of the same load", func() {
+			Expect(gw.get("/calm/").StatusCode).To(Equal(http.StatusOK))
 		})
 	})
 })

@@ -230,7 +230,7 @@ var _ = Describe("Keyless proxying", Label("proxy"), func() {
 			env = specs.NewEnv(specs.WithConfig(`{"proxy_default_timeout": 0.2}`))
 			env.RegisterAPI(`{
   "api_id": "slow", "active": true, "use_keyless": true,
-  "proxy": {"listen_path": "/slow/", "target_url": "` + specs.StartSlowUpstream() + `"}
+  "proxy": {"listen_path": "/slow/", "target_url": "` + specs.StartSlowUpstream().URL + `"}
 }`)
 		})
 

@@ -87,6 +87,20 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 		})
 	})
 
+	// Regression: the proxy added the upstream's X-RateLimit-* to the
+	// gateway's, so clients got two values of each.
+	When("the upstream sends X-RateLimit headers of its own", func() {
+		It("sends only the gateway's, once each", func() {
+			upstream := startScriptedUpstream()
+			env = specs.NewEnv(specs.WithAPI(cachedAPI("orders", "/orders/", upstream.URL, true, `{"enable_cache": false}`)))
+			key = env.IssueKey(grantTo("orders", `"rate": 3, "per": 60`))
+			resp := env.Get("/orders/?ratelimit=1", "Authorization", key)
+			Expect(resp.Header.Values("X-RateLimit-Limit")).To(ConsistOf("3"))
+			Expect(resp.Header.Values("X-RateLimit-Remaining")).To(ConsistOf("2"))
+			Expect(resp.Header.Values("X-RateLimit-Reset")).To(HaveLen(1))
+		})
+	})
+
 	When("the sentinel rate limiter is on", func() {
 		BeforeEach(func() {
 			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_sentinel_rate_limiter": true}`), specs.WithAPI(keyedAPI("orders", "/orders/")))

@@ -55,7 +55,7 @@ func redirectedTo(location string) bypassOutcome {
 	return bypassOutcome{status: http.StatusMovedPermanently, location: location}
 }
 
-func refused(status int, cause chain.Cause) bypassOutcome {
+func refusedWith(status int, cause chain.Cause) bypassOutcome {
 	return bypassOutcome{status: status, cause: cause}
 }
 
@@ -108,11 +108,11 @@ var _ = Describe("Requests shaped to walk around the gateway's rules", Label("se
 		Entry("dots before an encoded slash (..%2f)", "GET", "/pub/..%2fadminapi/secret.txt", false, redirectedTo("/adminapi/secret.txt")),
 		Entry("a single dot, then dots", "GET", "/pub/./../adminapi/secret.txt", false, redirectedTo("/adminapi/secret.txt")),
 		Entry("two levels up", "GET", "/pub/x/../../adminapi/secret.txt", false, redirectedTo("/adminapi/secret.txt")),
-		Entry("dots with a ;parameter, a dot segment to Tomcat", "GET", "/pub/..;/adminapi/secret.txt", false, refused(http.StatusBadRequest, chain.CauseBadPath)),
-		Entry("encoded backslashes, a separator to some servers", "GET", "/pub/%5c..%5cadminapi/secret.txt", false, refused(http.StatusBadRequest, chain.CauseBadPath)),
-		Entry("a raw backslash", "GET", `/pub/..\adminapi/secret.txt`, false, refused(http.StatusBadRequest, chain.CauseBadPath)),
-		Entry("overlong UTF-8 dots (%c0%ae)", "GET", "/pub/%c0%ae%c0%ae/adminapi/secret.txt", false, refused(http.StatusBadRequest, chain.CauseBadPath)),
-		Entry("a NUL byte", "GET", "/pub/x%00/../adminapi/secret.txt", false, refused(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("dots with a ;parameter, a dot segment to Tomcat", "GET", "/pub/..;/adminapi/secret.txt", false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("encoded backslashes, a separator to some servers", "GET", "/pub/%5c..%5cadminapi/secret.txt", false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("a raw backslash", "GET", `/pub/..\adminapi/secret.txt`, false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("overlong UTF-8 dots (%c0%ae)", "GET", "/pub/%c0%ae%c0%ae/adminapi/secret.txt", false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("a NUL byte", "GET", "/pub/x%00/../adminapi/secret.txt", false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
 		Entry("an absolute-form request target", "GET", "http://127.0.0.1/pub/../adminapi/secret.txt", false, redirectedTo("http://127.0.0.1/adminapi/secret.txt")),
 		Entry("a doubled slash before the keyed API", "GET", "//adminapi/secret.txt", false, redirectedTo("/adminapi/secret.txt")),
 		Entry("dots that stay inside the keyed API", "GET", "/adminapi/x/../secret.txt?a=1", false, redirectedTo("/adminapi/secret.txt?a=1")),
@@ -122,13 +122,13 @@ var _ = Describe("Requests shaped to walk around the gateway's rules", Label("se
 		Entry("black_list: dots in front", "GET", "/bl/x/../admin/", false, redirectedTo("/bl/admin/")),
 		Entry("black_list: a dot segment", "GET", "/bl/./admin/", false, redirectedTo("/bl/admin/")),
 		Entry("black_list: a doubled slash", "GET", "/bl//admin/", false, redirectedTo("/bl/admin/")),
-		Entry("black_list: the path itself", "GET", "/bl/admin/", false, refused(http.StatusForbidden, chain.CauseEndpointForbidden)),
-		Entry("black_list: an encoded letter (%61dmin)", "GET", "/bl/%61dmin", false, refused(http.StatusForbidden, chain.CauseEndpointForbidden)),
-		Entry("black_list: a ;parameter", "GET", "/bl/admin;x=1", false, refused(http.StatusForbidden, chain.CauseEndpointForbidden)),
-		Entry("black_list: the method in lower case", "get", "/bl/admin", false, refused(http.StatusBadRequest, chain.CauseMethodCase)),
-		Entry("black_list: the method in mixed case", "Get", "/bl/admin", false, refused(http.StatusBadRequest, chain.CauseMethodCase)),
-		Entry("black_list: a NUL after the path", "GET", "/bl/admin%00", false, refused(http.StatusBadRequest, chain.CauseBadPath)),
-		Entry("black_list: an absolute-form target naming another host", "GET", "http://other.example/bl/admin", false, refused(http.StatusForbidden, chain.CauseEndpointForbidden)),
+		Entry("black_list: the path itself", "GET", "/bl/admin/", false, refusedWith(http.StatusForbidden, chain.CauseEndpointForbidden)),
+		Entry("black_list: an encoded letter (%61dmin)", "GET", "/bl/%61dmin", false, refusedWith(http.StatusForbidden, chain.CauseEndpointForbidden)),
+		Entry("black_list: a ;parameter", "GET", "/bl/admin;x=1", false, refusedWith(http.StatusForbidden, chain.CauseEndpointForbidden)),
+		Entry("black_list: the method in lower case", "get", "/bl/admin", false, refusedWith(http.StatusBadRequest, chain.CauseMethodCase)),
+		Entry("black_list: the method in mixed case", "Get", "/bl/admin", false, refusedWith(http.StatusBadRequest, chain.CauseMethodCase)),
+		Entry("black_list: a NUL after the path", "GET", "/bl/admin%00", false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("black_list: an absolute-form target naming another host", "GET", "http://other.example/bl/admin", false, refusedWith(http.StatusForbidden, chain.CauseEndpointForbidden)),
 		Entry("black_list: upper case is another path, here and upstream", "GET", "/bl/ADMIN", false, forwardedAs("/ADMIN")),
 
 		// white_list ^/public (GET)
@@ -137,22 +137,22 @@ var _ = Describe("Requests shaped to walk around the gateway's rules", Label("se
 		Entry("white_list: encoded slashes around dots", "GET", "/wl/public%2F..%2Fprivate/", false, redirectedTo("/wl/private/")),
 		Entry("white_list: two levels through encoded slashes", "GET", "/wl/public/..%2F..%2Fwl/private", false, redirectedTo("/wl/private")),
 		Entry("white_list: an encoded slash reaches the upstream as the slash the rule saw", "GET", "/wl/public%2Fok", false, forwardedAs("/public/ok")),
-		Entry("white_list: an unlisted path", "GET", "/wl/private", false, refused(http.StatusForbidden, chain.CauseEndpointForbidden)),
+		Entry("white_list: an unlisted path", "GET", "/wl/private", false, refusedWith(http.StatusForbidden, chain.CauseEndpointForbidden)),
 
 		// ignored ^/health on a keyed API: no key needed there only
 		Entry("ignored: dots out of the ignored path", "GET", "/ig/health/../x", false, redirectedTo("/ig/x")),
 		Entry("ignored: encoded dots", "GET", "/ig/health/%2e%2e/x", false, redirectedTo("/ig/x")),
 		Entry("ignored: a doubled slash and dots", "GET", "/ig//health/../x", false, redirectedTo("/ig/x")),
-		Entry("ignored: dots with a ;parameter", "GET", "/ig/health/..;/x", false, refused(http.StatusBadRequest, chain.CauseBadPath)),
-		Entry("ignored: the method in lower case", "get", "/ig/health", false, refused(http.StatusBadRequest, chain.CauseMethodCase)),
-		Entry("ignored: another path without a key", "GET", "/ig/x", false, refused(http.StatusUnauthorized, chain.CauseKeyMissing)),
+		Entry("ignored: dots with a ;parameter", "GET", "/ig/health/..;/x", false, refusedWith(http.StatusBadRequest, chain.CauseBadPath)),
+		Entry("ignored: the method in lower case", "get", "/ig/health", false, refusedWith(http.StatusBadRequest, chain.CauseMethodCase)),
+		Entry("ignored: another path without a key", "GET", "/ig/x", false, refusedWith(http.StatusUnauthorized, chain.CauseKeyMissing)),
 
 		// a key's allowed_urls ^/public (GET)
 		Entry("allowed_urls: dots out of the allowed path", "GET", "/acl/public/../private", true, redirectedTo("/acl/private")),
 		Entry("allowed_urls: encoded dots", "GET", "/acl/public/%2e%2e/private", true, redirectedTo("/acl/private")),
 		Entry("allowed_urls: encoded slashes around dots", "GET", "/acl/public%2F..%2Fprivate", true, redirectedTo("/acl/private")),
-		Entry("allowed_urls: the method in lower case", "get", "/acl/public", true, refused(http.StatusBadRequest, chain.CauseMethodCase)),
-		Entry("allowed_urls: a path not allowed", "GET", "/acl/private", true, refused(http.StatusForbidden, chain.CauseURLNotAllowed)),
+		Entry("allowed_urls: the method in lower case", "get", "/acl/public", true, refusedWith(http.StatusBadRequest, chain.CauseMethodCase)),
+		Entry("allowed_urls: a path not allowed", "GET", "/acl/private", true, refusedWith(http.StatusForbidden, chain.CauseURLNotAllowed)),
 
 		// the response cache
 		Entry("cache: dots into a cached path", "GET", "/c/x/../items", false, redirectedTo("/c/items")),

@@ -53,11 +53,20 @@ type APIDefinition struct {
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
+	// ConfigDataDisabled hides config_data from JS middleware, as in Tyk.
+	ConfigDataDisabled bool `json:"config_data_disabled"`
 	// CacheOptions turns the response cache on (see CacheOptions).
 	CacheOptions CacheOptions `json:"cache_options"`
 	// CORS answers browsers' preflights and adds CORS headers to every
 	// response of the API (see CORSConfig).
 	CORS CORSConfig `json:"CORS"`
+	// SessionLifetime, in seconds, is how long Redis keeps the session of
+	// a key of this API when the session sets no session_lifetime of its
+	// own; a key of several APIs gets the longest. 0: no TTL.
+	SessionLifetime int64 `json:"session_lifetime"`
+	// SessionLifetimeRespectsKeyExpiration keeps a session at least until
+	// its key expires, when that is later than the lifetime.
+	SessionLifetimeRespectsKeyExpiration bool `json:"session_lifetime_respects_key_expiration"`
 	// DoNotTrack leaves the API's requests out of analytics.
 	DoNotTrack bool `json:"do_not_track"`
 	// EventHandlers are what the API does when an event fires, e.g. a
@@ -153,6 +162,11 @@ type ProxyConfig struct {
 	// PreserveHostHeader forwards the client's Host instead of the
 	// upstream's.
 	PreserveHostHeader bool `json:"preserve_host_header"`
+	// DisableStripSlash keeps target_url's trailing slash for a request
+	// to the listen path itself; by default, as in Tyk, the target's path
+	// and the request's are joined with exactly one slash between them and
+	// none added at the end ("/base/" + "/" reaches "/base").
+	DisableStripSlash bool `json:"disable_strip_slash"`
 }
 
 // VersionData is the definition's version_data section.
@@ -175,45 +189,90 @@ type VersionInfo struct {
 	Expires string `json:"expires"`
 	// OverrideTarget sends this version's requests to another upstream.
 	OverrideTarget string `json:"override_target"`
-	// UseExtendedPaths turns ExtendedPaths on.
+	// UseExtendedPaths turns ExtendedPaths on; without it the legacy
+	// Paths lists apply instead, as in Tyk.
 	UseExtendedPaths bool `json:"use_extended_paths"`
 	// ExtendedPaths lists paths that are ignored (no key needed),
 	// black-listed or white-listed.
 	ExtendedPaths ExtendedPaths `json:"extended_paths"`
+	// Paths are Tyk's legacy lists, applied when UseExtendedPaths is false.
+	Paths LegacyPaths `json:"paths"`
+	// IgnoreEndpointCase matches every path of Paths and ExtendedPaths
+	// case-insensitively.
+	IgnoreEndpointCase bool `json:"ignore_endpoint_case"`
 	// GlobalHeaders are set on every request forwarded upstream, replacing
 	// any value the client sent.
 	GlobalHeaders map[string]string `json:"global_headers"`
 	// GlobalHeadersRemove are removed from every forwarded request.
 	GlobalHeadersRemove []string `json:"global_headers_remove"`
+	// GlobalHeadersDisabled turns global_headers and
+	// global_headers_remove off.
+	GlobalHeadersDisabled bool `json:"global_headers_disabled"`
 }
 
-// ExtendedPaths is a version's extended_paths. Paths are regular
-// expressions matched, as in Tyk, anywhere in the request path below the
-// listen path ("test" matches "/test" and "/latest"); anchor them with ^
-// and $ for an exact match. "{name}" stands for any text. An entry applies
-// to the methods listed in its method_actions.
+// ExtendedPaths is a version's extended_paths. A path is a regular
+// expression matched, as in Tyk, anywhere in the request path below the
+// listen path or in the full request path ("test" matches "/test" and
+// "/latest"; "/api/users" matches "/users" under listen path "/api/").
+// "{name}" stands for one path segment, "/*" for the rest of the path.
+// tyk.conf's http_server_options enable_path_prefix_matching and
+// enable_path_suffix_matching anchor paths at the start and the end.
+//
+// The entries of ignored, then black_list, then white_list are tried in
+// that order; the first whose path and method match decides.
 type ExtendedPaths struct {
-	// Ignored paths are served without a key: auth, key expiry, rate limit
-	// and quota are skipped.
+	// Ignored paths are served without a key: auth, granular access,
+	// rate limit and quota are skipped.
 	Ignored []EndpointMeta `json:"ignored"`
-	// BlackList paths are refused with 403.
+	// BlackList paths are refused with 403 "Requested endpoint is
+	// forbidden".
 	BlackList []EndpointMeta `json:"black_list"`
-	// WhiteList paths are the only ones served once any is listed;
-	// everything else is refused with 403.
+	// WhiteList paths are the only ones served once any entry is enabled;
+	// everything else is refused with 403 "Requested endpoint is
+	// forbidden".
 	WhiteList []EndpointMeta `json:"white_list"`
 	// Cache paths have their GET, HEAD and OPTIONS responses cached when
 	// cache_options.enable_cache is on.
 	Cache []string `json:"cache"`
 }
 
+// LegacyPaths is a version's "paths": Tyk's first form of the lists, plain
+// paths that apply to every method.
+type LegacyPaths struct {
+	Ignored   []string `json:"ignored"`
+	WhiteList []string `json:"white_list"`
+	BlackList []string `json:"black_list"`
+}
+
 // EndpointMeta is one path entry of extended_paths.
 type EndpointMeta struct {
-	Path          string                        `json:"path"`
+	// Disabled entries are left out, as if they were not listed.
+	Disabled bool `json:"disabled"`
+	// Path is the pattern (see ExtendedPaths).
+	Path string `json:"path"`
+	// Method is the one method the entry applies to when it has no
+	// method_actions; with neither, it applies to every method. Methods
+	// are matched case-sensitively, as in Tyk.
+	Method string `json:"method"`
+	// IgnoreCase matches Path case-insensitively.
+	IgnoreCase bool `json:"ignore_case"`
+	// MethodActions, when present (even empty), lists the methods the
+	// entry applies to and what to do for each; Method is then not read.
 	MethodActions map[string]EndpointMethodMeta `json:"method_actions"`
 }
 
-// EndpointMethodMeta is what to do for one method of a path. Only
-// "no_action" is implemented.
+// The actions of EndpointMethodMeta.
+const (
+	// ActionNoAction applies the list: ignore, refuse or allow.
+	ActionNoAction = "no_action"
+	// ActionReply answers with Code, Data and Headers instead of the
+	// upstream, whatever the list.
+	ActionReply = "reply"
+)
+
+// EndpointMethodMeta is what to do for one method of a path: Action is
+// ActionNoAction or ActionReply; any other action refuses the request
+// with 403, as Tyk does.
 type EndpointMethodMeta struct {
 	Action  string            `json:"action"`
 	Code    int               `json:"code"`
@@ -267,6 +326,9 @@ func (d *APIDefinition) validate() error {
 	}
 	if len(d.VersionData.Versions) == 0 && d.Proxy.TargetURL == "" {
 		return errors.New("proxy.target_url: missing; give the upstream's base URL, e.g. \"http://127.0.0.1:9000\"")
+	}
+	if d.VersionData.NotVersioned && d.Proxy.TargetURL == "" {
+		return errors.New("proxy.target_url: missing; a not_versioned API forwards to target_url and ignores override_target, as Tyk does")
 	}
 	for name, v := range d.VersionData.Versions {
 		if v.OverrideTarget == "" && d.Proxy.TargetURL == "" {

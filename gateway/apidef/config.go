@@ -3,6 +3,7 @@ package apidef
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -63,6 +64,8 @@ type Config struct {
 	// DisableKeyActionsByUsername finds a key only as it is sent, never as
 	// the token a custom key name was stored under.
 	DisableKeyActionsByUsername bool `json:"disable_key_actions_by_username"`
+	// EnableHashedKeysListing allows GET /tyk/keys with hash_keys on.
+	EnableHashedKeysListing bool `json:"enable_hashed_keys_listing"`
 	// MinTokenLength is the shortest key accepted. Default 3, as in Tyk.
 	MinTokenLength int `json:"min_token_length"`
 	// TrustedProxies (tollgate's own) are the addresses, or CIDR ranges,
@@ -128,6 +131,9 @@ type Config struct {
 	// HTTPServerOptions are Tyk's http_server_options; tollgate acts on
 	// the path-matching switches.
 	HTTPServerOptions HTTPServerOptions `json:"http_server_options"`
+	// IgnoreEndpointCase matches the paths of every API's extended_paths
+	// and paths case-insensitively.
+	IgnoreEndpointCase bool `json:"ignore_endpoint_case"`
 	// DebugListen is tollgate's own setting: a loopback address (e.g.
 	// "127.0.0.1:6060"; port 0 picks one) where the same debug endpoints
 	// are served without the secret. Any other address is refused at
@@ -141,13 +147,31 @@ type Config struct {
 
 // HTTPServerOptions is tyk.conf's http_server_options.
 type HTTPServerOptions struct {
-	// EnablePathPrefixMatching anchors the paths of a key's allowed_urls at
-	// the start of the path ("/users" matches "/users/7", not "/x/users"),
-	// tried both below the listen path and with it. Default false: Tyk's
-	// legacy match anywhere in the full request path.
+	// EnablePathPrefixMatching anchors the paths of extended_paths and of
+	// a key's allowed_urls that start with "/" at the start of the path
+	// ("/users" matches "/users/7", not "/x/users"), tried both below the
+	// listen path and with it. Default false: Tyk's legacy match anywhere
+	// in the path.
 	EnablePathPrefixMatching bool `json:"enable_path_prefix_matching"`
 	// EnablePathSuffixMatching anchors them at the end of the path too.
 	EnablePathSuffixMatching bool `json:"enable_path_suffix_matching"`
+	// ReadTimeout, in seconds, bounds reading a whole request, body
+	// included; WriteTimeout bounds writing its response. 0 means 120, as
+	// in Tyk. Keep write_timeout above proxy_default_timeout.
+	ReadTimeout  int `json:"read_timeout"`
+	WriteTimeout int `json:"write_timeout"`
+}
+
+// Timeouts are read_timeout and write_timeout with Tyk's defaults.
+func (o HTTPServerOptions) Timeouts() (read, write time.Duration) {
+	read, write = 120*time.Second, 120*time.Second
+	if o.ReadTimeout > 0 {
+		read = time.Duration(o.ReadTimeout) * time.Second
+	}
+	if o.WriteTimeout > 0 {
+		write = time.Duration(o.WriteTimeout) * time.Second
+	}
+	return read, write
 }
 
 // LocalSessionCache is tyk.conf's local_session_cache.
@@ -326,6 +350,12 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	if err := ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, nil, err
 	}
+	if err := cfg.validateRanges(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
+		return nil, nil, fmt.Errorf("listen_port: %d is not a TCP port (1 to 65535; 0 or absent means 8080)", cfg.ListenPort)
+	}
 	if err := cfg.SessionOptions().Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -403,4 +433,43 @@ func ValidateDebugListen(addr string) error {
 		return nil
 	}
 	return fmt.Errorf("debug_listen: %q is not a loopback address; the debug listener has no authentication, so it only listens on 127.0.0.0/8, ::1 or localhost (e.g. \"127.0.0.1:6060\")", addr)
+}
+
+// seconds checks a duration setting given in seconds: 0 (the default) or
+// from min to max, never NaN; it names field.
+func seconds(field string, v, min, max float64) error {
+	if v == 0 {
+		return nil
+	}
+	if math.IsNaN(v) || v < min || v > max {
+		return fmt.Errorf("%s: %v is not a number of seconds from %g to %g (0 for the default)", field, v, min, max)
+	}
+	return nil
+}
+
+// validateRanges refuses numbers tyk.conf cannot mean: negative sizes,
+// durations that would overflow or that are too short to be meant.
+func (c *Config) validateRanges() error {
+	checks := []error{
+		seconds("proxy_default_timeout", c.ProxyDefaultTimeout, 0.001, 24*3600),
+		seconds("jsvm_timeout", c.JSVMTimeout, 0.001, 3600),
+		seconds("analytics_config.flush_interval", c.AnalyticsConfig.FlushInterval, 0.01, 3600),
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
+		}
+	}
+	for field, v := range map[string]int{"http_server_options.read_timeout": c.HTTPServerOptions.ReadTimeout, "http_server_options.write_timeout": c.HTTPServerOptions.WriteTimeout} {
+		if v < 0 || v > 24*3600 {
+			return fmt.Errorf("%s: %d is not a number of seconds from 0 to 86400 (0 for 120)", field, v)
+		}
+	}
+	if n := c.AnalyticsConfig.RecordsBufferSize; n < 0 || n > 10_000_000 {
+		return fmt.Errorf("analytics_config.records_buffer_size: %d is not from 0 to 10000000 (0 for the default)", n)
+	}
+	if t := c.LocalSessionCache.CachedSessionTimeout; t < 0 || t > 24*3600 {
+		return fmt.Errorf("local_session_cache.cached_session_timeout: %d is not a number of seconds from 0 to 86400", t)
+	}
+	return nil
 }

@@ -60,9 +60,10 @@ func checkJSON(data []byte, t reflect.Type) (Report, error) {
 }
 
 type walker struct {
-	dec  *json.Decoder
-	data []byte
-	rep  Report
+	dec   *json.Decoder
+	data  []byte
+	rep   Report
+	depth int
 }
 
 func (w *walker) position() string {
@@ -78,6 +79,11 @@ func (w *walker) token() (json.Token, error) {
 	return tok, nil
 }
 
+// MaxDepth bounds how deeply objects and arrays may nest in a document
+// DecodeStrict reads: deeper nesting costs memory and stack out of all
+// proportion to the document's size, and no configuration needs it.
+const MaxDepth = 64
+
 func (w *walker) value(t reflect.Type, path string) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -87,6 +93,13 @@ func (w *walker) value(t reflect.Type, path string) error {
 		return err
 	}
 	delim, ok := tok.(json.Delim)
+	if ok && (delim == '{' || delim == '[') {
+		w.depth++
+		defer func() { w.depth-- }()
+		if w.depth > MaxDepth {
+			return fmt.Errorf("%s: %s nests more than %d objects and arrays deep", w.position(), displayPath(path), MaxDepth)
+		}
+	}
 	if !ok {
 		return nil // scalar: json.Unmarshal checks its type
 	}

@@ -19,11 +19,11 @@ func (c *Call) Body(limit int64) (body []byte, ok bool) {
 	}
 	body, err := io.ReadAll(io.LimitReader(c.R.Body, limit+1))
 	if err != nil {
-		WriteError(c.W, http.StatusBadRequest, CauseBodyUnreadable, MsgBodyUnreadable)
+		WriteError(c.W, c.R, http.StatusBadRequest, CauseBodyUnreadable, MsgBodyUnreadable)
 		return nil, false
 	}
 	if int64(len(body)) > limit {
-		WriteError(c.W, http.StatusRequestEntityTooLarge, CauseBodyTooBig, MsgBodyTooBig)
+		WriteError(c.W, c.R, http.StatusRequestEntityTooLarge, CauseBodyTooBig, MsgBodyTooBig)
 		return nil, false
 	}
 	c.body = body

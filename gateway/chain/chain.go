@@ -10,7 +10,7 @@
 //
 //	func (s *myStep) Serve(c *chain.Call) bool {
 //		if c.R.Header.Get("X-Forbidden") != "" {
-//			chain.WriteError(c.W, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+//			chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
 //			return false
 //		}
 //		return true
@@ -18,6 +18,7 @@
 package chain
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -45,6 +46,9 @@ type Call struct {
 	Now time.Time
 	// ClientIP is the caller's address, as Trust.ClientIP decided it.
 	ClientIP string
+	// StoreBudget bounds each Redis operation of the request (see
+	// StoreContext).
+	StoreBudget time.Duration
 
 	// Path is the request path relative to the listen path ("/users/7").
 	Path string
@@ -59,9 +63,13 @@ type Call struct {
 	Key     string // the raw key; never log it
 	KeyID   string // the key as stored in Redis (hashed with hash_keys)
 	Session *session.State
-	// SessionDirty is set when JS middleware changed the session; it is
-	// stored once, after the chain.
+	// SessionDirty is set when JS middleware changed the session's
+	// meta_data; the change is stored once, after the chain, composed with
+	// whatever else changed the stored session meanwhile. MetaBefore is the
+	// meta_data the request started with, so only what the chain changed is
+	// written.
 	SessionDirty bool
+	MetaBefore   map[string]any
 
 	body     []byte // read once, see ReadBody
 	bodyRead bool
@@ -98,4 +106,14 @@ func relativePath(path, listenPath string) string {
 		return "/" + rest
 	}
 	return rest
+}
+
+// StoreContext is the context a step gives one Redis operation: the
+// request's, bounded by StoreBudget, so a store that hangs costs the
+// request that long and no longer. Call cancel when the operation is done.
+func (c *Call) StoreContext() (ctx context.Context, cancel context.CancelFunc) {
+	if c.StoreBudget <= 0 {
+		return c.R.Context(), func() {}
+	}
+	return context.WithTimeout(c.R.Context(), c.StoreBudget)
 }

@@ -2,7 +2,10 @@ package chain
 
 import (
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"net/http"
+	"strings"
 )
 
 // This file is the one place where the gateway's own errors are written:
@@ -84,11 +87,37 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// WriteError writes a Tyk-shaped JSON error of the request chain with its
-// cause header.
-func WriteError(w http.ResponseWriter, status int, cause Cause, msg string) {
+// WriteError writes a Tyk-shaped error of the request chain with its
+// cause header: JSON ({"error": "..."}), or, to a client whose request is
+// XML (Content-Type text/xml, application/xml or application/soap+xml),
+// Tyk's XML error document, as Tyk's default error templates answer.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, cause Cause, msg string) {
 	w.Header().Set(CauseHeader, string(cause))
+	recordCause(w, cause)
+	if ct := xmlContentType(r); ct != "" {
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(status)
+		var b strings.Builder
+		b.WriteString("<?xml version = \"1.0\" encoding = \"UTF-8\"?>\n<error>")
+		_ = xml.EscapeText(&b, []byte(msg))
+		b.WriteString("</error>\n")
+		_, _ = io.WriteString(w, b.String())
+		return
+	}
 	WriteJSON(w, status, errorBody{Error: msg})
+}
+
+// xmlContentType is the request's XML media type, or "".
+func xmlContentType(r *http.Request) string {
+	if r == nil {
+		return ""
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	switch ct = strings.ToLower(strings.TrimSpace(ct)); ct {
+	case "text/xml", "application/xml", "application/soap+xml":
+		return ct
+	}
+	return ""
 }
 
 // ControlReply is the control API's reply shape, Tyk's.
@@ -104,7 +133,34 @@ type ControlReply struct {
 // {"status": "error", "message": "..."} with the cause header.
 func WriteControlError(w http.ResponseWriter, status int, cause Cause, msg string) {
 	w.Header().Set(CauseHeader, string(cause))
+	recordCause(w, cause)
 	WriteJSON(w, status, ControlReply{Status: "error", Message: msg})
+}
+
+// CauseRecorder is told the cause of every error WriteError or
+// WriteControlError writes through it, or through a writer wrapping it
+// (see Writer.Unwrap). The router wraps each response in one to count the
+// gateway's errors by cause, per gateway: a cause header that an upstream
+// sets on its own response is never counted, since only these two
+// functions tell it.
+type CauseRecorder interface {
+	RecordCause(Cause)
+}
+
+// recordCause tells the first CauseRecorder among w and the writers it
+// wraps.
+func recordCause(w http.ResponseWriter, cause Cause) {
+	for w != nil {
+		if rec, ok := w.(CauseRecorder); ok {
+			rec.RecordCause(cause)
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 // IsGatewayError tells whether a response carries a cause, that is whether

@@ -42,3 +42,58 @@ func (s *StatusWriter) Write(b []byte) (int, error) {
 	}
 	return s.ResponseWriter.Write(b)
 }
+
+// OwnedHeaders keeps the headers a step set the only ones of their kind in
+// the response: the proxy adds the upstream's headers to the gateway's
+// (and a cached response is replayed on top of them), so an upstream that
+// sets its own Access-Control-Allow-Origin or X-RateLimit-Remaining would
+// otherwise give clients two of each. owns tells which header names (in
+// canonical form) are the step's; their values are taken from w now.
+func OwnedHeaders(w http.ResponseWriter, owns func(name string) bool) http.ResponseWriter {
+	own := http.Header{}
+	for k, v := range w.Header() {
+		if owns(k) {
+			own[k] = append([]string(nil), v...)
+		}
+	}
+	return &ownedHeaders{Writer: Writer{w}, owns: owns, own: own}
+}
+
+type ownedHeaders struct {
+	Writer
+	owns  func(string) bool
+	own   http.Header
+	wrote bool
+}
+
+func (w *ownedHeaders) WriteHeader(code int) {
+	if !w.wrote {
+		// Also restores them after a 1xx response, which clears the map.
+		h := w.Header()
+		for k := range h {
+			if w.owns(k) {
+				delete(h, k)
+			}
+		}
+		for k, v := range w.own {
+			h[k] = v
+		}
+		w.wrote = code >= http.StatusOK || code == http.StatusSwitchingProtocols
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *ownedHeaders) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush passes streaming flushes through, headers first.
+func (w *ownedHeaders) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.Writer.Flush()
+}

@@ -21,8 +21,19 @@ type Name string
 
 // The events the gateway fires.
 const (
-	KeyExpired Name = "KeyExpired"
+	KeyExpired        Name = "KeyExpired"
+	QuotaExceeded     Name = "QuotaExceeded"
+	RateLimitExceeded Name = "RateLimitExceeded"
 )
+
+// Fired reports whether the gateway fires events named name.
+func Fired(name Name) bool {
+	switch name {
+	case KeyExpired, QuotaExceeded, RateLimitExceeded:
+		return true
+	}
+	return false
+}
 
 // Event is one occurrence. Meta is event-specific, e.g. KeyFailureMeta.
 type Event struct {

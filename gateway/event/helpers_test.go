@@ -38,6 +38,7 @@ type webhookSink struct {
 	mu       sync.Mutex
 	received []receivedWebhook
 	status   int
+	location string // sent with status when set
 	// arrived, when set, is told of each request and hold, when set, is
 	// waited for before answering: a spec can keep a delivery in flight.
 	arrived chan<- struct{}
@@ -59,8 +60,11 @@ func (s *webhookSink) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	s.received = append(s.received, receivedWebhook{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-	status, arrived, hold := s.status, s.arrived, s.hold
+	status, location, arrived, hold := s.status, s.location, s.arrived, s.hold
 	s.mu.Unlock()
+	if location != "" {
+		w.Header().Set("Location", location)
+	}
 	if arrived != nil {
 		arrived <- struct{}{}
 	}
@@ -92,6 +96,14 @@ func (s *webhookSink) Last() receivedWebhook {
 func (s *webhookSink) AnswerWith(status int) {
 	s.mu.Lock()
 	s.status = status
+	s.mu.Unlock()
+}
+
+// RedirectTo makes the sink answer every further request with status and
+// a Location of url.
+func (s *webhookSink) RedirectTo(status int, url string) {
+	s.mu.Lock()
+	s.status, s.location = status, url
 	s.mu.Unlock()
 }
 

@@ -38,6 +38,12 @@ const DefaultWebhookTimeout = 10 * time.Second
 // with a status outside 2xx.
 var ErrWebhookStatus = errors.New("webhook target answered with a non-2xx status")
 
+// ErrWebhookRedirect is wrapped by Handle's error when the target answered
+// with a redirect. Redirects are not followed: a POST would be replayed as
+// a GET to wherever the target points, possibly a port or host the
+// operator never configured, and counted as delivered.
+var ErrWebhookRedirect = errors.New("webhook target answered with a redirect, which is not followed")
+
 // tykTimeStamp is how Tyk formats an event's TimeStamp for templates
 // (time.Time.String of a local time).
 const tykTimeStamp = "2006-01-02 15:04:05.999999999 -0700 MST"
@@ -53,7 +59,9 @@ type WebhookConfig struct {
 	// TargetPath is the absolute http or https URL the webhook is sent to.
 	TargetPath string `json:"target_path"`
 	// TemplatePath is the body template: absolute, or relative to
-	// WebhookOptions.TemplateDir. Required.
+	// WebhookOptions.TemplateDir. Required. While the Content-Type is JSON
+	// (the default), every value the template inserts is JSON-escaped; see
+	// webhookFuncs.
 	TemplatePath string `json:"template_path"`
 	// HeaderMap holds extra request headers; it may replace the default
 	// Content-Type (application/json) but not the User-Agent.
@@ -73,7 +81,8 @@ type WebhookOptions struct {
 	// file is read: a named pipe or a device is an error naming it.
 	MaxTemplateSize int64
 	// Client sends the requests. It must have a Timeout, since Handle runs
-	// on one of the bus's few workers. Default: DefaultWebhookTimeout on
+	// on one of its lane's few workers. Its CheckRedirect is replaced: a
+	// webhook never follows a redirect. Default: DefaultWebhookTimeout on
 	// http.DefaultTransport.
 	Client *http.Client
 	// Store records which webhooks were sent for EventTimeout. Default nil:
@@ -89,12 +98,12 @@ type WebhookOptions struct {
 type WebhookStats struct {
 	Sent       uint64 // the target answered 2xx
 	Duplicates uint64 // not sent: an identical webhook was sent within EventTimeout
-	Failed     uint64 // non-2xx answer or transport error
+	Failed     uint64 // non-2xx answer (redirects included) or transport error
 }
 
 // Webhook renders events with a template and sends them to a URL, as Tyk's
 // WebHookHandler does. Handle is safe for concurrent use and starts no
-// goroutines: it runs on its caller's, normally a bus worker.
+// goroutines: it runs on its caller's, normally a worker of its own Lane.
 type Webhook struct {
 	name     string
 	disabled bool
@@ -121,22 +130,40 @@ type webhookData struct {
 	Meta      any
 }
 
-// webhookFuncs are available to every template. The seed's template, like
-// Tyk's default one, inserts values verbatim ("{{.Meta.Key}}"), so a value
-// containing a double quote or a backslash makes its body invalid JSON;
-// templates that must stay valid write {{json .Meta.Key}} instead (quotes
-// included). Tyk parses templates with html/template, which turns such
-// characters into HTML entities; tollgate sends values as they are.
+// webhookFuncs are available to every template.
+//
+// Values inserted into a JSON body are escaped: while the webhook's
+// Content-Type is JSON (application/json, the default, or any +json type),
+// the output of every {{...}} action is escaped as the inside of a JSON
+// string, so "{{.Meta.Path}}" stays one string whatever the path holds (a
+// path like `x","event":"KeyCreated` cannot add a field). Normal values come
+// out exactly as before. Two ways out:
+//   - {{json .X}} writes .X as a whole JSON value, quotes included;
+//   - {{raw .X}} (or {{.X | raw}}) writes .X as it is, for a template that
+//     builds JSON from trusted text. raw must be the action's last call.
+//
+// With another Content-Type set in header_map the template is plain
+// text/template and inserts values as they are.
+//
+// Tyk parses templates with html/template instead, which turns `"` into
+// &#34;, `&` into &amp;, `<` into &lt; and so on: the target receives those
+// entities in its strings, and a backslash or a newline still breaks the
+// JSON. tollgate's target decodes exactly the text of the value.
 var webhookFuncs = template.FuncMap{
 	"json":                   jsonValue,
+	"raw":                    rawValue,
 	"as_rfc3339":             asRFC3339,
 	"as_rfc3339_from_string": asRFC3339,
+	escapeFunc:               escapeJSONString,
 }
 
 func jsonValue(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
 }
+
+// rawValue marks an action whose output is not escaped.
+func rawValue(v any) any { return v }
 
 // asRFC3339 accepts a time.Time or a TimeStamp string as templates see it.
 func asRFC3339(v any) (string, error) {
@@ -207,6 +234,8 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 	if client.Timeout <= 0 {
 		return fail("the HTTP client has no Timeout: a hung target would hold an event worker")
 	}
+	noRedirects := *client
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 	w := &Webhook{
 		name:     conf.Name,
@@ -216,7 +245,7 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 		logged:   (&url.URL{Scheme: target.Scheme, Host: target.Host, Path: target.Path}).String(),
 		headers:  http.Header{"Content-Type": {"application/json"}},
 		tmpl:     tmpl,
-		client:   client,
+		client:   &noRedirects,
 		store:    o.Store,
 		now:      o.Now,
 		log:      o.Log,
@@ -236,6 +265,9 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 		}
 	}
 	w.headers.Set("User-Agent", UserAgent)
+	if isJSON(w.headers.Get("Content-Type")) {
+		escapeActions(tmpl)
+	}
 	if w.now == nil {
 		w.now = time.Now
 	}
@@ -261,7 +293,7 @@ func (w *Webhook) Handle(ctx context.Context, e Event) error {
 	if err := w.tmpl.Execute(&body, data); err != nil {
 		return fmt.Errorf("webhook %q: rendering %s for %s: %w", w.name, w.tmpl.Name(), e.Type, err)
 	}
-	log := w.log.With("webhook", w.name, "target", w.logged, "event", string(e.Type))
+	log := w.log.With("webhook", w.name, "target", w.logged, "event", string(e.Type), "api_id", e.APIID)
 
 	if w.ttl > 0 && w.store != nil {
 		// Claiming before sending, atomically, lets exactly one gateway of
@@ -298,6 +330,12 @@ func (w *Webhook) Handle(ctx context.Context, e Event) error {
 	// Read a little of the body so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		w.failed.Add(1)
+		location := w.redirectTarget(resp)
+		log.Warn("webhook target redirected; redirects are not followed", "status", resp.StatusCode, "location", location)
+		return fmt.Errorf("webhook %q: sending %s: %w: %d to %q", w.name, e.Type, ErrWebhookRedirect, resp.StatusCode, location)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		w.failed.Add(1)
 		log.Warn("webhook target refused", "status", resp.StatusCode)
@@ -306,6 +344,16 @@ func (w *Webhook) Handle(ctx context.Context, e Event) error {
 	w.sent.Add(1)
 	log.Debug("webhook sent", "status", resp.StatusCode)
 	return nil
+}
+
+// redirectTarget is where a redirect pointed, resolved against the target,
+// without credentials or query (as the target itself is logged).
+func (w *Webhook) redirectTarget(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return ""
+	}
+	return (&url.URL{Scheme: loc.Scheme, Host: loc.Host, Path: loc.Path}).String()
 }
 
 // checksum identifies a webhook by what is sent: method, target and body.

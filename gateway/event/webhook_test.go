@@ -79,9 +79,70 @@ var _ = Describe("The webhook handler", func() {
 			Expect(ReceivedJSON()).To(HaveKeyWithValue("path", "/search?a=1&b=<2>"))
 		}, SpecTimeout(5*time.Second))
 
-		It("inserts a key containing a double quote verbatim, as Tyk's template does", func(ctx SpecContext) {
-			Expect(HandleOnce(ctx, KeyExpiredEvent(`k"1`))).To(Succeed())
-			Expect(string(sink.Last().Body)).To(ContainSubstring(`"key": "k"1"`))
+		It("renders the body byte for byte as before for ordinary values", func(ctx SpecContext) {
+			Expect(HandleOnce(ctx, KeyExpiredEvent("k-123"))).To(Succeed())
+			Expect(string(sink.Last().Body)).To(Equal(`{
+  "event": "KeyExpired",
+  "message": "Attempted access from expired key.",
+  "path": "/security/refresh",
+  "origin": "10.0.0.7",
+  "key": "k-123"
+}
+`))
+		}, SpecTimeout(5*time.Second))
+
+		// Before, values went in raw: this path added an "event" field
+		// after the real one, and a decoder keeping the last won.
+		It("escapes a path that tries to add fields, so the target decodes it as the path", Label("limits-hostile"), func(ctx SpecContext) {
+			e := KeyExpiredEvent("k-123")
+			meta := e.Meta.(event.KeyFailureMeta)
+			meta.Path = `/x","event":"KeyCreated","admin":"true`
+			e.Meta = meta
+			Expect(HandleOnce(ctx, e)).To(Succeed())
+			Expect(ReceivedJSON()).To(Equal(map[string]any{
+				"event":   "KeyExpired",
+				"message": "Attempted access from expired key.",
+				"path":    `/x","event":"KeyCreated","admin":"true`,
+				"origin":  "10.0.0.7",
+				"key":     "k-123",
+			}))
+		}, SpecTimeout(5*time.Second))
+
+		It("keeps the JSON valid for a key with a quote, a backslash and a newline", func(ctx SpecContext) {
+			Expect(HandleOnce(ctx, KeyExpiredEvent("k\"1\\\n"))).To(Succeed())
+			Expect(ReceivedJSON()).To(HaveKeyWithValue("key", "k\"1\\\n"))
+		}, SpecTimeout(5*time.Second))
+	})
+
+	When("a template writes a value with raw", func() {
+		BeforeEach(func() {
+			conf.TemplatePath = WriteTemplate(`{"path": "{{raw .Meta.Path}}", "key": "{{.Meta.Key | raw}}", "origin": "{{.Meta.Origin}}"}`)
+		})
+
+		It("inserts that value as it is, and escapes the others", func(ctx SpecContext) {
+			e := KeyExpiredEvent(`k"1`)
+			meta := e.Meta.(event.KeyFailureMeta)
+			meta.Path = `/a", "extra": "b`
+			meta.Origin = `o"1`
+			e.Meta = meta
+			Expect(HandleOnce(ctx, e)).To(Succeed())
+			Expect(string(sink.Last().Body)).To(Equal(`{"path": "/a", "extra": "b", "key": "k"1", "origin": "o\"1"}`))
+		}, SpecTimeout(5*time.Second))
+	})
+
+	When("header_map sets a Content-Type that is not JSON", func() {
+		BeforeEach(func() {
+			conf.HeaderMap = map[string]string{"Content-Type": "text/plain"}
+			conf.TemplatePath = WriteTemplate(`path={{.Meta.Path}}`)
+		})
+
+		It("inserts values as they are", func(ctx SpecContext) {
+			e := KeyExpiredEvent("k-123")
+			meta := e.Meta.(event.KeyFailureMeta)
+			meta.Path = `/a"b`
+			e.Meta = meta
+			Expect(HandleOnce(ctx, e)).To(Succeed())
+			Expect(string(sink.Last().Body)).To(Equal(`path=/a"b`))
 		}, SpecTimeout(5*time.Second))
 	})
 
@@ -300,6 +361,46 @@ var _ = Describe("The webhook handler", func() {
 			w := BuildWebhook(conf, opts)
 			Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).NotTo(Succeed())
 			Expect(w.Stats()).To(Equal(event.WebhookStats{Failed: 1}))
+		}, SpecTimeout(5*time.Second))
+	})
+
+	When("the target answers with a redirect to another server", Label("limits-hostile"), func() {
+		var elsewhere *webhookSink
+		BeforeEach(func() {
+			elsewhere = StartWebhookSink()
+			sink.RedirectTo(http.StatusFound, elsewhere.URL+"?token=t1")
+		})
+
+		// Before, the client followed it: the POST arrived at the other
+		// server as a GET and was counted as sent.
+		It("does not follow it: the redirect's target receives nothing", func(ctx SpecContext) {
+			_ = HandleOnce(ctx, KeyExpiredEvent("k-123"))
+			Expect(sink.Received()).To(HaveLen(1))
+			Expect(elsewhere.Received()).To(BeEmpty())
+		}, SpecTimeout(5*time.Second))
+
+		It("returns an error naming the status and where it pointed", func(ctx SpecContext) {
+			err := HandleOnce(ctx, KeyExpiredEvent("k-123"))
+			Expect(errors.Is(err, event.ErrWebhookRedirect)).To(BeTrue(), "error: %v", err)
+			Expect(err).To(MatchError(And(ContainSubstring("302"), ContainSubstring(elsewhere.URL))))
+		}, SpecTimeout(5*time.Second))
+
+		It("counts it as failed", func(ctx SpecContext) {
+			w := BuildWebhook(conf, opts)
+			Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).NotTo(Succeed())
+			Expect(w.Stats()).To(Equal(event.WebhookStats{Failed: 1}))
+		}, SpecTimeout(5*time.Second))
+
+		It("logs the status and the Location, without its query", func(ctx SpecContext) {
+			var logged bytes.Buffer
+			opts.Log = slog.New(slog.NewTextHandler(&logged, nil))
+			Expect(HandleOnce(ctx, KeyExpiredEvent("k-123"))).NotTo(Succeed())
+			Expect(logged.String()).To(And(
+				ContainSubstring("redirects are not followed"),
+				ContainSubstring("status=302"),
+				ContainSubstring("location="+elsewhere.URL),
+				Not(ContainSubstring("t1")),
+			))
 		}, SpecTimeout(5*time.Second))
 	})
 

@@ -65,7 +65,20 @@ func readResult(v *vm, out otto.Value) (*Result, error) {
 	if res.Session, err = v.stringify(o, "Session"); err != nil {
 		return nil, decodeError(err)
 	}
+	// Tyk decodes Session into a SessionState and answers 500 when it
+	// cannot (TestJSVM_StopProxyWhenFail): a session is an object.
+	if len(res.Session) > 0 && res.Session[0] != '{' {
+		return nil, decodeError(fmt.Errorf("Session: %s is not a session object", truncate(res.Session, 40)))
+	}
 	return res, nil
+}
+
+// truncate shortens JSON for an error message.
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "..."
 }
 
 func decodeError(err error) error {

@@ -91,6 +91,7 @@ type Notifier struct {
 	seen map[string]time.Time // nonce → when it may be forgotten
 
 	refused atomic.Uint64
+	handled atomic.Uint64
 }
 
 // subscribeWait bounds how long New waits for the subscription to be
@@ -185,6 +186,7 @@ func (n *Notifier) receive(payload string) {
 		return
 	}
 	n.handle(msg)
+	n.handled.Add(1)
 }
 
 func (n *Notifier) check(msg Notification) error {

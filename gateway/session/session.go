@@ -18,6 +18,7 @@ package session
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -167,9 +168,11 @@ func (s *State) Clone() *State {
 	return &c
 }
 
-// Expired reports whether the key's expiry has passed at now.
+// Expired reports whether the key's expiry has passed at now, to the
+// nanosecond, as Tyk's KeyExpired compares it: a key is refused from the
+// instant after expires, not a second later.
 func (s *State) Expired(now time.Time) bool {
-	return s.Expires > 0 && now.Unix() > s.Expires
+	return s.Expires >= 1 && now.After(time.Unix(s.Expires, 0))
 }
 
 // appendKnown appends the JSON of the modelled fields, byte for byte what
@@ -278,4 +281,36 @@ func appendStrings(b []byte, list []string) []byte {
 		b = jsonw.AppendString(b, s)
 	}
 	return append(b, ']')
+}
+
+// Limits of a session's numbers, checked by Validate: beyond them the
+// arithmetic of windows and TTLs would overflow.
+const (
+	maxRate     = 1e9
+	maxSeconds  = 10 * 365 * 24 * 3600 // ten years
+	maxQuotaMax = 1 << 53
+)
+
+// Validate refuses numbers a session cannot mean, naming the field:
+// negative rate, per, quota or lifetimes (except Tyk's -1 for "no
+// limit" where Tyk has it), a rate without a period, and values so large
+// that time or counter arithmetic would overflow.
+func (s *State) Validate() error {
+	switch {
+	case math.IsNaN(s.Rate) || s.Rate < 0 && s.Rate != -1 || s.Rate > maxRate:
+		return fmt.Errorf("rate: %v is not a number of requests from 0 to %g (-1: no limit)", s.Rate, float64(maxRate))
+	case math.IsNaN(s.Per) || s.Per < 0 || s.Per > maxSeconds:
+		return fmt.Errorf("per: %v is not a number of seconds from 0 to %d", s.Per, maxSeconds)
+	case s.Rate > 0 && s.Per == 0:
+		return fmt.Errorf("per: 0 with rate %v; give the period in seconds the rate applies to", s.Rate)
+	case s.QuotaMax < -1 || s.QuotaMax > maxQuotaMax:
+		return fmt.Errorf("quota_max: %d is not a number of requests from 0 to %d (-1: no quota)", s.QuotaMax, int64(maxQuotaMax))
+	case s.QuotaRenewalRate < 0 || s.QuotaRenewalRate > maxSeconds:
+		return fmt.Errorf("quota_renewal_rate: %d is not a number of seconds from 0 to %d", s.QuotaRenewalRate, maxSeconds)
+	case s.SessionLifetime < 0 || s.SessionLifetime > maxSeconds:
+		return fmt.Errorf("session_lifetime: %d is not a number of seconds from 0 to %d", s.SessionLifetime, maxSeconds)
+	case s.Expires < 0:
+		return fmt.Errorf("expires: %d is negative; 0 means the key never expires", s.Expires)
+	}
+	return nil
 }

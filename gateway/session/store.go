@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -236,4 +237,95 @@ func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return n > 0, nil
+}
+
+// maxUpdateTries bounds how often Update retries when another writer
+// changed the session between its read and its write.
+const maxUpdateTries = 16
+
+// ErrConflict is returned by Update when other writers kept changing the
+// session through every try.
+var ErrConflict = errors.New("session changed by others on every try")
+
+// Update changes the stored session of id atomically: it reads it under
+// WATCH, lets change edit it, and writes it back only if nobody wrote it in
+// between, trying again when somebody did. change reports whether it
+// changed anything; nothing is written when it did not. A session that is
+// not stored (deleted meanwhile) is not created: ErrNotFound. The session
+// keeps the TTL it had. It returns the session as stored.
+func (s *Store) Update(ctx context.Context, id string, change func(*State) bool) (*State, error) {
+	key := RedisKey(id)
+	var out *State
+	for range maxUpdateTries {
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+			data, err := tx.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			st, err := decodeState(data, id)
+			if err != nil {
+				return err
+			}
+			out = st
+			if !change(st) {
+				return nil
+			}
+			data, err = json.Marshal(st)
+			if err != nil {
+				return fmt.Errorf("encoding session: %w", err)
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, data, redis.KeepTTL)
+				return nil
+			})
+			return err
+		}, key)
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnavailable):
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case err != nil:
+			return nil, err
+		}
+		return out, nil
+	}
+	return nil, ErrConflict
+}
+
+// List returns the ids of the stored sessions, at most max, scanning every
+// master of a cluster.
+func (s *Store) List(ctx context.Context, max int) ([]string, error) {
+	var (
+		mu  sync.Mutex
+		ids []string
+	)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, KeyPrefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			if len(ids) < max {
+				ids = append(ids, strings.TrimPrefix(iter.Val(), KeyPrefix))
+			}
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	slices.Sort(ids)
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, nil
 }

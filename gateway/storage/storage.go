@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -53,12 +54,31 @@ type Config struct {
 	MaxActive int `json:"optimisation_max_active"`
 	// Timeout, in seconds, bounds dialling, reads and writes. Default 5.
 	Timeout int `json:"timeout"`
+	// RequestTimeout (tollgate's own), in seconds, bounds each Redis
+	// operation a request makes (session, limits, cache): a store that
+	// hangs costs a request at most this long (a 503 for its session).
+	// Default 1.
+	RequestTimeout float64 `json:"request_timeout"`
+}
+
+// RequestBudget is request_timeout with its default.
+func (c Config) RequestBudget() time.Duration {
+	if c.RequestTimeout <= 0 {
+		return time.Second
+	}
+	return time.Duration(c.RequestTimeout * float64(time.Second))
 }
 
 // Validate reports settings that cannot describe a working store.
 func (c Config) Validate() error {
 	if c.Type != "" && c.Type != "redis" {
 		return fmt.Errorf("type %q is not supported; use \"redis\"", c.Type)
+	}
+	if math.IsNaN(c.RequestTimeout) || c.RequestTimeout < 0 || c.RequestTimeout > 60 {
+		return fmt.Errorf("request_timeout %v is not a number of seconds from 0 to 60 (0 for the default, 1)", c.RequestTimeout)
+	}
+	if c.Timeout < 0 || c.Timeout > 3600 {
+		return fmt.Errorf("timeout %d is not a number of seconds from 0 to 3600 (0 for the default, 5)", c.Timeout)
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("port %d is out of range", c.Port)
@@ -149,6 +169,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 			DialTimeout:              timeout,
 			ReadTimeout:              timeout,
 			WriteTimeout:             timeout,
+			ContextTimeoutEnabled:    true,
 		})
 		return &Store{Client: client, embedded: c}, nil
 	}
@@ -164,6 +185,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 			DialTimeout:                timeout,
 			ReadTimeout:                timeout,
 			WriteTimeout:               timeout,
+			ContextTimeoutEnabled:      true,
 			PoolSize:                   cfg.MaxActive,
 			MaxIdleConns:               cfg.MaxIdle,
 		})
@@ -181,6 +203,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		DialTimeout:              timeout,
 		ReadTimeout:              timeout,
 		WriteTimeout:             timeout,
+		ContextTimeoutEnabled:    true,
 		PoolSize:                 cfg.MaxActive,
 		MaxIdleConns:             cfg.MaxIdle,
 	})

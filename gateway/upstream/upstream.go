@@ -72,12 +72,14 @@ func (p *bufferPool) Put(b []byte) {
 
 // Settings is what a proxy needs, computed once at load.
 type Settings struct {
-	Target        *url.URL
-	ListenPath    string // normalised
-	Strip         bool   // strip_listen_path
-	PreserveHost  bool   // preserve_host_header
-	SetHeaders    map[string]string
-	RemoveHeaders []string
+	Target     *url.URL
+	ListenPath string // normalised
+	Strip      bool   // strip_listen_path
+	// DisableStripSlash is proxy.disable_strip_slash (see joinPath).
+	DisableStripSlash bool
+	PreserveHost      bool // preserve_host_header
+	SetHeaders        map[string]string
+	RemoveHeaders     []string
 }
 
 // proxy forwards one API version's requests to its upstream.
@@ -107,7 +109,9 @@ func New(s Settings, apiID string, transport http.RoundTripper, log *slog.Logger
 			if ps.Strip {
 				stripListenPath(pr.Out.URL, ps.ListenPath)
 			}
-			pr.SetURL(ps.Target)
+			// SetURL joins paths as Go does ("/base/" + "/" is "/base/");
+			// Tyk's singleJoiningSlash gives "/base".
+			setTarget(pr, ps.Target, ps.DisableStripSlash)
 			// The router removed the X-Forwarded-For of a client that is
 			// not a trusted proxy; a trusted proxy's is kept and this hop
 			// appended to it, as Tyk does ("client, proxy, gateway").
@@ -162,10 +166,10 @@ func upstreamError(w http.ResponseWriter, r *http.Request, err error, log *slog.
 		log.Debug("client went away before the upstream answered", "path", r.URL.Path)
 	case isTimeout(err):
 		log.Warn("upstream timed out", "path", r.URL.Path, "error", err)
-		chain.WriteError(w, http.StatusGatewayTimeout, chain.CauseUpstreamTimeout, chain.MsgUpstreamTimeout)
+		chain.WriteError(w, r, http.StatusGatewayTimeout, chain.CauseUpstreamTimeout, chain.MsgUpstreamTimeout)
 	default:
 		log.Warn("upstream unreachable", "path", r.URL.Path, "error", err)
-		chain.WriteError(w, http.StatusBadGateway, chain.CauseUpstreamUnreachable, chain.MsgUpstreamUnreachable)
+		chain.WriteError(w, r, http.StatusBadGateway, chain.CauseUpstreamUnreachable, chain.MsgUpstreamUnreachable)
 	}
 }
 
@@ -175,4 +179,36 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// setTarget routes the outbound request to target as Tyk does: scheme and
+// host from target, the paths joined by joinPath, target's query first,
+// and the Host header of the target.
+func setTarget(pr *httputil.ProxyRequest, target *url.URL, disableStripSlash bool) {
+	out := pr.Out.URL
+	out.Scheme, out.Host = target.Scheme, target.Host
+	out.Path = joinPath(target.Path, out.Path, disableStripSlash)
+	out.RawPath = ""
+	if target.RawQuery == "" || out.RawQuery == "" {
+		out.RawQuery = target.RawQuery + out.RawQuery
+	} else {
+		out.RawQuery = target.RawQuery + "&" + out.RawQuery
+	}
+	pr.Out.Host = ""
+}
+
+// joinPath is Tyk's singleJoiningSlash: exactly one slash between the
+// target's path and the request's, and no slash added for an empty
+// request path. With disableStripSlash a request path of "" or "/" leaves
+// the target's path as it is.
+func joinPath(targetPath, subPath string, disableStripSlash bool) string {
+	if disableStripSlash && (subPath == "" || subPath == "/") {
+		return targetPath
+	}
+	targetPath = strings.TrimRight(targetPath, "/")
+	subPath = strings.TrimLeft(subPath, "/")
+	if subPath != "" {
+		return targetPath + "/" + subPath
+	}
+	return targetPath
 }

@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer shutdown(gw.Shutdown)
-	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log)
+	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log, gateway.WithTimeouts(cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: listening on %s: %v\n", cfg.ListenAddr(), err)
 		return 1

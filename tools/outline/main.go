@@ -121,8 +121,38 @@ func run(path string, w io.Writer) error {
 			out.line("- " + s.LeafNodeText + labels + reason)
 			prev = texts
 		}
+		mirrored(out, specs)
 	}
 	return out.err
+}
+
+// mirrored ends a suite with the index of the specs that mirror a test of
+// Tyk's own suite (the tyk-mirror label), by the feature they belong to
+// (their top-level container): what tollgate mirrors, and, in the specs
+// that say "where Tyk" or "Tyk answers", where it departs.
+func mirrored(out *lineWriter, specs []types.SpecReport) {
+	var features []string
+	byFeature := map[string][]string{}
+	for _, s := range specs {
+		if !slices.Contains(s.Labels(), "tyk-mirror") || len(s.ContainerHierarchyTexts) == 0 {
+			continue
+		}
+		f := s.ContainerHierarchyTexts[0]
+		if _, ok := byFeature[f]; !ok {
+			features = append(features, f)
+		}
+		byFeature[f] = append(byFeature[f], s.LeafNodeText)
+	}
+	if len(features) == 0 {
+		return
+	}
+	out.heading(2, "Tyk's own tests, mirrored")
+	for _, f := range features {
+		out.heading(3, f)
+		for _, text := range byFeature[f] {
+			out.line("- " + text)
+		}
+	}
 }
 
 // orderedSuite is the folder of the suite whose top-level containers
@@ -160,6 +190,7 @@ var readingOrder = []string{
 	"analytics",
 	"cluster",
 	"debug",
+	"shutdown", // what stopping keeps and what it cuts
 	"leak",
 	"seed",
 }

@@ -132,6 +132,26 @@ var _ = Describe("The soak run", func() {
 			Expect(rep.Of(soak.Goroutines).Delta()).To(BeNumerically("<=", soak.DefaultThresholds().GoroutineSlack), summary(rep))
 		}, SpecTimeout(3*time.Minute))
 
+		When("the rest of a gateway's life is mixed in (-mix, as make soak runs it)", func() {
+			It("passes: reloads, key churn, JS errors and timeouts, failing webhooks, notifications and debug calls among the requests, nothing growing", func(ctx SpecContext) {
+				sc := startSeed(func(o *seed.Options) { o.Mix = true })
+				cfg := shortRun(sc.Target(), sc.Sampler())
+				cfg.Requests = 4000
+				cfg.Thresholds.HeapMiBPer100k = 64 // as the seed scenario's own spec, for a short run
+				rep, err := soak.Run(ctx, cfg)
+				Expect(err).NotTo(HaveOccurred())
+
+				Expect(rep.Breaches).To(BeEmpty(), summary(rep))
+				By("sending 8 operations of the mix, one of each kind")
+				Expect(rep.Statuses[http.StatusInternalServerError]).To(BeEquivalentTo(2), summary(rep)) // a throw, a run past jsvm_timeout
+				Expect(rep.Statuses[http.StatusUnauthorized]).To(BeEquivalentTo(40+1), summary(rep))     // the seed's expired keys, and the mix's
+				Expect(sc.Gateway().Stats().EventSubscribers).To(Equal(1))
+				By("having the second gateway act on the group reloads and key changes it was told of")
+				Expect(rep.Notes).To(ContainElement(MatchRegexp(`the second gateway handled [1-9]\d* notifications`)))
+				Expect(rep.Of(soak.Goroutines).Delta()).To(BeNumerically("<=", soak.DefaultThresholds().GoroutineSlack), summary(rep))
+			}, SpecTimeout(3*time.Minute))
+		})
+
 		When("cache_all_safe_requests is turned on in a copy of the definition", func() {
 			It("answers repeated requests from the cache: the upstream sees each key and path once", func(ctx SpecContext) {
 				sc := startSeed(func(o *seed.Options) { o.CacheAllSafeRequests = true })

@@ -1,9 +1,26 @@
 // Command tollgate runs the gateway on a tyk.conf.
 //
-//	tollgate --conf /etc/tollgate/tyk.conf
+//	tollgate --conf /etc/tollgate/tyk.conf [--grace 30s] [--flush 10s] [--webhook-grace 5s]
 //
-// SIGINT or SIGTERM stops it gracefully: it stops accepting connections,
-// lets requests in flight finish (up to --grace), then closes Redis.
+// SIGINT or SIGTERM stops it in phases, each with its own deadline, so a
+// phase that runs out of time never takes the next one's:
+//
+//  1. stop accepting connections and let requests in flight finish for up
+//     to --grace; those still running then are cut off;
+//  2. whatever happened to the requests, write everything buffered for
+//     Redis (analytics records) within --flush, counted from then;
+//  3. deliver the events still queued (webhooks) for up to
+//     --webhook-grace, then cut them off;
+//  4. close Redis.
+//
+// The exit status says what was cut; when several apply, the highest:
+//
+//	0  clean: every request finished, everything buffered is in Redis, every queued webhook was delivered
+//	1  serving failed (the listener stopped on its own), or closing failed otherwise
+//	2  bad flags or configuration; nothing was served
+//	3  webhooks still queued or in flight at --webhook-grace were cut off (everything buffered is in Redis)
+//	4  requests still in flight at --grace were cut off (everything buffered is in Redis)
+//	5  buffered data could not be written to Redis (Redis refused it, or --flush passed); the log says how many records
 package main
 
 import (
@@ -22,20 +39,31 @@ import (
 	"github.com/tollgate/tollgate/gateway/storage"
 )
 
+// Exit statuses; see the package doc.
+const (
+	exitClean       = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitWebhooksCut = 3
+	exitRequestsCut = 4
+	exitUnwritten   = 5
+)
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-// run is main without the exit, returning the exit status: 0 after a clean
-// shutdown, 1 when serving failed, 2 for bad flags or configuration.
+// run is main without the exit, returning the exit status.
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tollgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	conf := fs.String("conf", "tyk.conf", "path to tyk.conf")
-	grace := fs.Duration("grace", 30*time.Second, "how long requests in flight may take to finish on shutdown")
+	grace := fs.Duration("grace", 30*time.Second, "on shutdown, how long requests in flight may take to finish before they are cut off")
+	flush := fs.Duration("flush", gateway.DefaultFlushLimit, "on shutdown, after --grace however it ended, how long writing buffered analytics records to Redis may take")
+	webhookGrace := fs.Duration("webhook-grace", gateway.DefaultWebhookLimit, "on shutdown, after the flush, how long queued webhooks may still be delivered before they are cut off")
 	debug := fs.Bool("debug", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return exitUsage
 	}
 	level := slog.LevelInfo
 	if *debug {
@@ -47,46 +75,63 @@ func run(args []string, stderr io.Writer) int {
 	cfg, warnings, err := gateway.LoadConfig(*conf)
 	if err != nil {
 		fmt.Fprintf(stderr, "tollgate: %v\n", err)
-		return 2
+		return exitUsage
 	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithRawLog(stderr))
+	gw, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithRawLog(stderr),
+		gateway.WithShutdownLimits(gateway.ShutdownLimits{Flush: *flush, Webhooks: *webhookGrace}))
 	if err != nil {
 		fmt.Fprintf(stderr, "tollgate: %v\n", err)
-		return 2
+		return exitUsage
 	}
-	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log)
+	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log, gateway.WithTimeouts(cfg))
 	if err != nil {
 		_ = gw.Shutdown(context.Background())
 		fmt.Fprintf(stderr, "tollgate: listening: %v\n", err)
-		return 1
+		return exitFailed
 	}
 	log.Info("tollgate is listening", "addr", srv.Addr(), "apis", len(gw.APIs()))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	status := 0
+	status := exitClean
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing requests in flight", "grace", *grace)
 	case <-srv.Done():
 		log.Error("server stopped", "error", srv.Err())
-		status = 1
+		status = exitFailed
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+	if err := srv.Shutdown(graceCtx); errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("requests still in flight after the grace period were cut off", "grace", *grace)
+		status = max(status, exitRequestsCut)
 	} else if err != nil {
 		log.Error("shutting down the server", "error", err)
-		status = 1
+		status = max(status, exitFailed)
 	}
-	if err := gw.Shutdown(sctx); err != nil {
-		log.Error("closing storage", "error", err)
-		status = 1
+	// Not graceCtx: it may have run out, and the gateway's phases have
+	// deadlines of their own (--flush, --webhook-grace).
+	if err := gw.Shutdown(context.Background()); err != nil {
+		status = max(status, shutdownStatus(err))
+		log.Error("shutting down the gateway", "error", err)
 	}
-	log.Info("tollgate stopped")
+	log.Info("tollgate stopped", "status", status)
 	return status
+}
+
+// shutdownStatus is the exit status for what Gateway.Shutdown reported:
+// the highest that applies, as errors joined there may say several things.
+func shutdownStatus(err error) int {
+	switch {
+	case errors.Is(err, gateway.ErrBufferedLost):
+		return exitUnwritten
+	case errors.Is(err, gateway.ErrEventsCut):
+		return exitWebhooksCut
+	default:
+		return exitFailed
+	}
 }

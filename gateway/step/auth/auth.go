@@ -6,13 +6,10 @@
 package auth
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"slices"
 	"strings"
 
@@ -30,16 +27,10 @@ type Sessions interface {
 	Lookup(ctx context.Context, orgID, key string) (id string, st *session.State, err error)
 }
 
-// Events is where KeyExpired is published; a full queue drops the event
-// rather than hold the request.
-type Events interface {
-	Publish(e event.Event) bool
-}
-
 // Options is what the step needs besides the definition.
 type Options struct {
 	Sessions Sessions
-	Events   Events
+	Events   chain.Publisher
 	// AllowMasterKeys lets a key without access_rights call every API.
 	AllowMasterKeys bool
 	Log             *slog.Logger
@@ -103,32 +94,34 @@ func stripBearer(v string) string {
 func (t *step) Serve(c *chain.Call) bool {
 	key := t.key(c.R)
 	if key == "" {
-		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
+		chain.WriteError(c.W, c.R, http.StatusUnauthorized, chain.CauseKeyMissing, chain.MsgKeyMissing)
 		return false
 	}
-	id, st, err := t.Sessions.Lookup(c.R.Context(), c.API.OrgID, key)
+	ctx, cancel := c.StoreContext()
+	id, st, err := t.Sessions.Lookup(ctx, c.API.OrgID, key)
+	cancel()
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
 		return false
 	case err != nil:
 		t.Log.Warn("session not loaded", "api_id", c.API.APIID, "key_hash", session.Hash(key), "error", err)
-		chain.WriteError(c.W, http.StatusServiceUnavailable, chain.CauseStorageUnavailable, chain.MsgStorageUnavailable)
+		chain.WriteError(c.W, c.R, http.StatusServiceUnavailable, chain.CauseStorageUnavailable, chain.MsgStorageUnavailable)
 		return false
 	}
 	c.Key, c.KeyID, c.Session = key, id, st
 	if st.IsInactive {
 		t.fireKeyExpired(c, "Attempted access from inactive key.")
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyInactive, chain.MsgKeyInactive)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyInactive, chain.MsgKeyInactive)
 		return false
 	}
 	if st.Expired(c.Now) {
 		t.fireKeyExpired(c, "Attempted access from expired key.")
-		chain.WriteError(c.W, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
+		chain.WriteError(c.W, c.R, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
 		return false
 	}
 	if !t.allows(st, c.API, c.Version) {
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
 		return false
 	}
 	return true
@@ -157,17 +150,5 @@ func (t *step) allows(st *session.State, api *apidef.APIDefinition, version stri
 // fireKeyExpired publishes a KeyExpired event; a full event queue drops it
 // rather than hold the request.
 func (t *step) fireKeyExpired(c *chain.Call, msg string) {
-	dump, _ := httputil.DumpRequest(c.R, false)
-	t.Events.Publish(event.Event{
-		Type:      event.KeyExpired,
-		APIID:     c.API.APIID,
-		TimeStamp: c.Now,
-		Meta: event.KeyFailureMeta{
-			Message:            msg,
-			Path:               c.R.URL.Path,
-			Origin:             c.ClientIP,
-			Key:                c.Key,
-			OriginatingRequest: base64.StdEncoding.EncodeToString(bytes.TrimSpace(dump)),
-		},
-	})
+	t.Events.Publish(chain.KeyEvent(c, event.KeyExpired, msg))
 }

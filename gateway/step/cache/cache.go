@@ -7,6 +7,12 @@
 // the entry key hashes the caller's key (or, on a keyless API, its IP)
 // together with the key's last_updated, so a key deleted and created
 // again, or reset through the control API, starts with no entries.
+//
+// Entries keyed by client IP are shared by everyone behind that address,
+// so the cache follows a shared cache's rules (RFC 9111): shared.go says
+// which responses are never stored and which requests never use the
+// cache. A GET or HEAD whose If-None-Match names a cached 2xx's ETag is
+// answered 304, as Tyk does.
 package cache
 
 import (
@@ -81,9 +87,21 @@ func (s RedisStore) Set(ctx context.Context, key string, data []byte, ttl time.D
 	return s.Client.Set(ctx, key, data, ttl).Err()
 }
 
+// Counters count what an API's cache step did, for the gateway's
+// metrics. The gateway keeps them per API across reloads, so they only
+// grow.
+type Counters struct {
+	// Hits are requests answered from the cache; Misses are requests that
+	// looked for an entry and found none usable; Stores are responses
+	// written to the cache. A lookup the store could not answer is none
+	// of these.
+	Hits, Misses, Stores atomic.Uint64
+}
+
 // responseCache is the cache step of one API.
 type responseCache struct {
 	store   Store
+	counts  *Counters
 	log     *slog.Logger
 	apiID   string
 	prefix  string // "cache-<api_id>-"
@@ -100,8 +118,9 @@ type responseCache struct {
 var _ chain.Step = (*responseCache)(nil)
 
 // New builds the response cache of an API from its cache_options and its
-// versions' extended_paths.cache; nil when enable_cache is off.
-func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, []string, error) {
+// versions' extended_paths.cache; nil when enable_cache is off. What it
+// does is counted in counts, which may be nil.
+func New(def *apidef.APIDefinition, store Store, counts *Counters, log *slog.Logger) (chain.Step, []string, error) {
 	opts := &def.CacheOptions
 	if !opts.EnableCache {
 		return nil, nil, nil
@@ -110,6 +129,10 @@ func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if counts == nil {
+		counts = &Counters{}
+	}
+	rc.counts = counts
 	for name, v := range def.VersionData.Versions {
 		field := "version_data.versions." + name + ".extended_paths.cache"
 		if !v.UseExtendedPaths {
@@ -119,7 +142,7 @@ func New(def *apidef.APIDefinition, store Store, log *slog.Logger) (chain.Step, 
 			continue
 		}
 		for i, p := range v.ExtendedPaths.Cache {
-			re, w := apidef.CompilePath(fmt.Sprintf("%s[%d]", field, i), p)
+			re, w := apidef.CompilePath(fmt.Sprintf("%s[%d]", field, i), p, apidef.PathMatching{}, false)
 			if w != "" {
 				warnings = append(warnings, w)
 			}
@@ -150,9 +173,13 @@ func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.Cac
 	if len(o.CacheResponseCodes) == 0 {
 		rc.codes[http.StatusOK] = true
 	}
+	var warnings []string
 	for i, code := range o.CacheResponseCodes {
 		if code < 100 || code > 599 {
 			return nil, nil, fmt.Errorf("cache_options.cache_response_codes[%d]: %d is not an HTTP status", i, code)
+		}
+		if code == http.StatusPartialContent || code == http.StatusNotModified {
+			warnings = append(warnings, fmt.Sprintf("cache_options.cache_response_codes[%d]: %d is never cached: it is not a whole response another request could be given", i, code))
 		}
 		rc.codes[code] = true
 	}
@@ -164,7 +191,7 @@ func newResponseCache(store Store, log *slog.Logger, apiID string, o *apidef.Cac
 	if o.CacheControlTTLHeader != "" {
 		rc.ttlHeader = textproto.CanonicalMIMEHeaderKey(o.CacheControlTTLHeader)
 	}
-	return rc, nil, nil
+	return rc, warnings, nil
 }
 
 func isSafeMethod(m string) bool {
@@ -233,18 +260,25 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	if !rc.cacheable(c) {
 		return true
 	}
+	if sharedByAddress(c) && carriesCredentials(c.R) {
+		return true // someone's own request; see shared.go
+	}
 	key := rc.entryKey(c)
-	data, found, err := rc.store.Get(c.R.Context(), key)
+	ctx, cancel := c.StoreContext()
+	data, found, err := rc.store.Get(ctx, key)
+	cancel()
 	if err != nil {
 		rc.log.Warn("response cache not used: store unavailable", "api_id", rc.apiID, "error", err)
 		return true
 	}
 	if found {
 		if e, ok := decodeCacheEntry(data); ok && c.Now.Unix() < e.Expires {
-			e.replay(c.W)
+			rc.counts.Hits.Add(1)
+			e.replay(c.W, notModified(c.R, e))
 			return false
 		}
 	}
+	rc.counts.Misses.Add(1)
 	rec := &cacheRecorder{Writer: chain.Writer{ResponseWriter: c.W}, before: c.W.Header().Clone()}
 	c.W = rec
 	c.AfterProxy(func() { rc.keep(c, key, rec) })
@@ -259,6 +293,10 @@ func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 	h := rec.Header()
 	if chain.IsGatewayError(h) {
 		return // the gateway's own error, not the upstream's answer
+	}
+	if why := refusal(c, rec.status, h); why != "" {
+		rc.log.Debug("response not cached", "api_id", rc.apiID, "reason", why)
+		return
 	}
 	ttl := rc.ttl
 	if rc.upstream {
@@ -287,9 +325,13 @@ func (rc *responseCache) keep(c *chain.Call, key string, rec *cacheRecorder) {
 		e.Header[name] = values
 	}
 	data := e.encode()
-	if err := rc.store.Set(c.R.Context(), key, data, ttl); err != nil {
+	ctx, cancel := c.StoreContext()
+	defer cancel()
+	if err := rc.store.Set(ctx, key, data, ttl); err != nil {
 		rc.log.Warn("response not cached: store unavailable", "api_id", rc.apiID, "error", err)
+		return
 	}
+	rc.counts.Stores.Add(1)
 }
 
 // hopByHop tells whether a response header belongs to one connection and
@@ -429,7 +471,10 @@ func (r *entryReader) string() string {
 	return string(r.take(int(r.uint32())))
 }
 
-func (e cacheEntry) replay(w http.ResponseWriter) {
+// replay answers from the entry; notModified answers 304 with the
+// entry's headers and no body, as Tyk does (net/http leaves out
+// Content-Type and Content-Length on a 304).
+func (e cacheEntry) replay(w http.ResponseWriter, notModified bool) {
 	h := w.Header()
 	for name, values := range e.Header {
 		if _, ok := h[name]; !ok {
@@ -437,6 +482,10 @@ func (e cacheEntry) replay(w http.ResponseWriter) {
 		}
 	}
 	h.Set(cachedResponseHeader, "1")
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	if _, ok := e.Header["Content-Length"]; !ok {
 		h.Set("Content-Length", strconv.Itoa(len(e.Body)))
 	}

@@ -122,67 +122,14 @@ func (s *step) Serve(c *chain.Call) bool {
 	if !passed {
 		return false
 	}
-	c.W = newCORSWriter(c.W)
+	// The gateway's Access-Control-* headers stay the only ones: two
+	// Access-Control-Allow-Origin values are refused by browsers.
+	c.W = chain.OwnedHeaders(c.W, isCORSHeader)
 	return true
-}
-
-// corsWriter keeps the gateway's Access-Control-* headers the only ones in
-// the response: an upstream (or a replayed cached response) that sets its
-// own would otherwise give browsers two Access-Control-Allow-Origin values,
-// which they reject.
-type corsWriter struct {
-	chain.Writer
-	own   http.Header // the Access-Control-* headers the CORS step set
-	wrote bool
-}
-
-func newCORSWriter(w http.ResponseWriter) *corsWriter {
-	own := http.Header{}
-	for k, v := range w.Header() {
-		if isCORSHeader(k) {
-			own[k] = append([]string(nil), v...)
-		}
-	}
-	return &corsWriter{Writer: chain.Writer{ResponseWriter: w}, own: own}
 }
 
 func isCORSHeader(name string) bool {
 	return strings.HasPrefix(http.CanonicalHeaderKey(name), "Access-Control-")
-}
-
-func (w *corsWriter) WriteHeader(code int) {
-	if !w.wrote {
-		// Also restores the gateway's headers after a 1xx response, which
-		// clears the header map.
-		h := w.Header()
-		for k := range h {
-			if isCORSHeader(k) {
-				delete(h, k)
-			}
-		}
-		for k, v := range w.own {
-			h[k] = v
-		}
-		if code >= http.StatusOK || code == http.StatusSwitchingProtocols {
-			w.wrote = true
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *corsWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes streaming flushes through.
-func (w *corsWriter) Flush() {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	w.Writer.Flush()
 }
 
 // corsLogger sends rs/cors' debug output to the gateway's log.

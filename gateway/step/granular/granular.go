@@ -16,21 +16,15 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 
+	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/session"
 )
 
-// Matching is how patterns are anchored (tyk.conf http_server_options).
-type Matching struct {
-	Prefix bool // enable_path_prefix_matching
-	Suffix bool // enable_path_suffix_matching
-}
-
 type step struct {
-	match Matching
+	match apidef.PathMatching
 	log   *slog.Logger
 
 	mu       sync.Mutex
@@ -44,7 +38,7 @@ var _ chain.Step = (*step)(nil)
 const maxPatterns = 1024
 
 // New builds the granular-access step.
-func New(m Matching, log *slog.Logger) chain.Step {
+func New(m apidef.PathMatching, log *slog.Logger) chain.Step {
 	return &step{match: m, log: log, compiled: map[string]*regexp.Regexp{}}
 }
 
@@ -73,7 +67,7 @@ func (s *step) Serve(c *chain.Call) bool {
 		}
 	}
 	s.log.Info("attempted access to an endpoint the key's allowed_urls do not list", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "method", c.R.Method, "path", full)
-	chain.WriteError(c.W, http.StatusForbidden, chain.CauseURLNotAllowed, chain.MsgURLNotAllowed)
+	chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseURLNotAllowed, chain.MsgURLNotAllowed)
 	return false
 }
 
@@ -86,7 +80,7 @@ func (s *step) pattern(spec session.AccessSpec) *regexp.Regexp {
 	if ok {
 		return re
 	}
-	re, err := regexp.Compile(prepare(spec.URL, s.match))
+	re, err := regexp.Compile(apidef.PreparePath(spec.URL, s.match))
 	if err != nil {
 		s.log.Warn("an allowed_urls pattern is not a valid regular expression; it matches nothing", "url", spec.URL, "error", err)
 		re = nil
@@ -98,26 +92,4 @@ func (s *step) pattern(spec session.AccessSpec) *regexp.Regexp {
 	s.compiled[spec.URL] = re
 	s.mu.Unlock()
 	return re
-}
-
-// muxParam is a "{name}" path parameter.
-var muxParam = regexp.MustCompile(`\{[^{}]*\}`)
-
-// prepare turns a pattern into the regular expression Tyk matches
-// (internal/httputil.PreparePathRegexp).
-func prepare(pattern string, m Matching) string {
-	if n := strings.Count(pattern, "{"); n > 0 && n == strings.Count(pattern, "}") {
-		pattern = muxParam.ReplaceAllString(pattern, `([^/]+)`)
-	}
-	if strings.Contains(pattern, "/*") {
-		pattern = strings.ReplaceAll(pattern, "/*/", "/[^/]+/")
-		pattern = strings.ReplaceAll(pattern, "/*", "/.*")
-	}
-	if m.Prefix && strings.HasPrefix(pattern, "/") {
-		pattern = "^" + pattern
-	}
-	if m.Suffix && !strings.HasSuffix(pattern, "$") {
-		pattern += "$"
-	}
-	return pattern
 }

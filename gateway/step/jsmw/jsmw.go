@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -125,7 +126,11 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 		return nil, errors.New("custom_middleware: the API has JS middleware but enable_jsvm is false in tyk.conf")
 	}
 	log := o.Log.With("api_id", def.APIID)
-	prog, err := jsvm.Compile(jsvm.Spec{APIID: def.APIID, OrgID: def.OrgID, ConfigData: def.ConfigData}, sources, jsvm.Config{
+	configData := def.ConfigData
+	if def.ConfigDataDisabled {
+		configData = nil
+	}
+	prog, err := jsvm.Compile(jsvm.Spec{APIID: def.APIID, OrgID: def.OrgID, ConfigData: configData}, sources, jsvm.Config{
 		Timeout: o.Timeout,
 		Log:     log.With("prefix", "jsvm"),
 		RawLog:  o.RawLog,
@@ -184,20 +189,23 @@ func (m *middleware) Serve(c *chain.Call) bool {
 		switch {
 		case errors.Is(err, jsvm.ErrTimeout):
 			log.Error("JS middleware timed out", "error", err)
-			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSTimeout, chain.MsgJSTimeout)
+			chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSTimeout, chain.MsgJSTimeout)
 		case errors.Is(err, jsvm.ErrMemoryLimit):
 			log.Error("JS middleware stopped at the memory limit", "error", err)
-			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSMemory, chain.MsgJSMemory)
+			chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSMemory, chain.MsgJSMemory)
 		default:
 			log.Error("JS middleware failed", "error", err)
-			chain.WriteError(c.W, http.StatusInternalServerError, chain.CauseJSError, chain.MsgJSError)
+			chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSError, chain.MsgJSError)
 		}
 		return false
 	}
 	if !apply(c, body, res.Request) {
 		return false
 	}
-	if m.requireSession && c.Session != nil && res.SessionMeta != nil {
+	if m.requireSession && c.Session != nil && res.SessionMeta != nil && !reflect.DeepEqual(c.Session.MetaData, res.SessionMeta) {
+		if !c.SessionDirty {
+			c.MetaBefore = c.Session.MetaData
+		}
 		c.Session.MetaData = res.SessionMeta
 		c.SessionDirty = true
 	}
@@ -216,7 +224,7 @@ func apply(c *chain.Call, body []byte, out jsvm.ResultRequest) bool {
 		for k, v := range ro.ResponseHeaders {
 			c.W.Header().Set(k, v)
 		}
-		chain.WriteError(c.W, ro.ResponseCode, chain.CauseJSOverride, ro.ResponseBody)
+		chain.WriteError(c.W, c.R, ro.ResponseCode, chain.CauseJSOverride, ro.ResponseBody)
 		return false
 	}
 	if ro.ResponseCode != 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/limit"
 )
 
@@ -22,14 +23,16 @@ type Counter interface {
 
 type step struct {
 	counter Counter
+	events  chain.Publisher
 	log     *slog.Logger
 }
 
 var _ chain.Step = (*step)(nil)
 
-// New builds the quota step over counter.
-func New(counter Counter, log *slog.Logger) chain.Step {
-	return &step{counter: counter, log: log}
+// New builds the quota step over counter; a refusal fires QuotaExceeded
+// on events, as Tyk's does.
+func New(counter Counter, events chain.Publisher, log *slog.Logger) chain.Step {
+	return &step{counter: counter, events: events, log: log}
 }
 
 func (s *step) Serve(c *chain.Call) bool {
@@ -37,13 +40,16 @@ func (s *step) Serve(c *chain.Call) bool {
 		return true
 	}
 	renewal := time.Duration(c.Session.QuotaRenewalRate) * time.Second
-	d, err := s.counter.Consume(c.R.Context(), c.KeyID, c.Session.QuotaMax, renewal)
+	ctx, cancel := c.StoreContext()
+	d, err := s.counter.Consume(ctx, c.KeyID, c.Session.QuotaMax, renewal)
+	cancel()
 	if err != nil {
 		s.log.Warn("quota not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		return true
 	}
 	if !d.Allowed {
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseQuotaExceeded, chain.MsgQuotaExceeded)
+		s.events.Publish(chain.KeyEvent(c, event.QuotaExceeded, "Key Quota Limit Exceeded"))
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseQuotaExceeded, chain.MsgQuotaExceeded)
 		return false
 	}
 	return true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/event"
 	"github.com/tollgate/tollgate/gateway/limit"
 )
 
@@ -24,14 +25,16 @@ type Limiter interface {
 
 type step struct {
 	limiter Limiter
+	events  chain.Publisher
 	log     *slog.Logger
 }
 
 var _ chain.Step = (*step)(nil)
 
-// New builds the rate-limit step over limiter.
-func New(limiter Limiter, log *slog.Logger) chain.Step {
-	return &step{limiter: limiter, log: log}
+// New builds the rate-limit step over limiter; a refusal fires
+// RateLimitExceeded on events, as Tyk's does.
+func New(limiter Limiter, events chain.Publisher, log *slog.Logger) chain.Step {
+	return &step{limiter: limiter, events: events, log: log}
 }
 
 func (s *step) Serve(c *chain.Call) bool {
@@ -39,7 +42,9 @@ func (s *step) Serve(c *chain.Call) bool {
 		return true
 	}
 	per := time.Duration(c.Session.Per * float64(time.Second))
-	d, err := s.limiter.Allow(c.R.Context(), c.KeyID, c.Session.Rate, per)
+	ctx, cancel := c.StoreContext()
+	d, err := s.limiter.Allow(ctx, c.KeyID, c.Session.Rate, per)
+	cancel()
 	if err != nil {
 		s.log.Warn("rate limit not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		return true
@@ -49,8 +54,23 @@ func (s *step) Serve(c *chain.Call) bool {
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10))
 	if !d.Allowed {
-		chain.WriteError(c.W, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
+		s.events.Publish(chain.KeyEvent(c, event.RateLimitExceeded, "Key Rate Limit Exceeded"))
+		chain.WriteError(c.W, c.R, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
 		return false
 	}
+	c.W = chain.OwnedHeaders(c.W, isLimitHeader)
 	return true
+}
+
+// limitHeaders are the headers this step sets.
+var limitHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
+
+// isLimitHeader tells the headers this step sets.
+func isLimitHeader(name string) bool {
+	for _, h := range limitHeaders {
+		if name == h {
+			return true
+		}
+	}
+	return false
 }

@@ -1,8 +1,16 @@
 // Package version is the chain's version step: it resolves the version a
 // request asks for (header, url-param or url), refuses missing, unknown and
-// expired versions, applies the version's extended_paths (black_list and
-// white_list refuse; ignored marks the request as needing no key), and
-// hands the later steps the version's name and its upstream proxy.
+// expired versions, applies the version's path lists (extended_paths, or
+// the legacy paths: black_list and white_list refuse, ignored marks the
+// request as needing no key, a "reply" action answers in place of the
+// upstream), and hands the later steps the version's name and its
+// upstream proxy.
+//
+// The lists match as Tyk's VersionCheck does (gateway/api_definition.go,
+// URLAllowedAndIgnored): entries of ignored, then black_list, then
+// white_list, each pattern tried on the path below the listen path and on
+// the full path; the first entry whose path and method match decides, and
+// once a white_list entry is enabled whatever no entry decides is refused.
 package version
 
 import (
@@ -10,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,28 +45,86 @@ var _ chain.Step = (*step)(nil)
 
 // compiled is one version, compiled.
 type compiled struct {
-	name      string
-	expires   time.Time // zero: never
-	ignored   []pathRule
-	blackList []pathRule
-	whiteList []pathRule
-	proxy     http.Handler
+	name    string
+	expires time.Time // zero: never
+	// expiryEnforced: requests after expires are refused; a not_versioned
+	// API's version never expires, as in Tyk (TestOldVersioning_Expires).
+	expiryEnforced bool
+	// rules are the enabled entries of ignored, black_list and white_list,
+	// in that order.
+	rules []pathRule
+	// whiteListed: some white_list entry is enabled, so a request no entry
+	// decides is refused.
+	whiteListed bool
+	proxy       http.Handler
 }
 
-// pathRule is one extended_paths entry.
+// list names the path list an entry comes from.
+type list int
+
+const (
+	ignoredList list = iota
+	blackList
+	whiteList
+)
+
+// pathRule is one enabled entry of a path list.
 type pathRule struct {
-	re      *regexp.Regexp
-	methods map[string]bool
+	list list
+	re   *regexp.Regexp
+	// actions are the entry's method_actions by method; nil when it has
+	// none, and then method says which requests it applies to ("": all).
+	actions map[string]action
+	method  string
 }
 
-func (p pathRule) matches(method, path string) bool {
-	return p.methods[method] && p.re.MatchString(path)
+// action is what an entry does for one method.
+type action struct {
+	kind    actionKind
+	code    int
+	data    []byte
+	headers map[string]string
+}
+
+type actionKind int
+
+const (
+	applyList actionKind = iota // no_action: ignore, refuse or allow as the list says
+	reply                       // answer with code, data and headers
+	refuse                      // an action Tyk does not know: 403
+)
+
+// matches tells whether the entry's pattern is found in the path below the
+// listen path or in the full path, as Tyk tries both.
+func (p *pathRule) matches(rel, full string) bool {
+	return p.re.MatchString(rel) || (full != rel && p.re.MatchString(full))
+}
+
+// actionFor is what the entry does for method; false when the entry does
+// not apply to method.
+func (p *pathRule) actionFor(method string) (action, bool) {
+	if p.actions != nil {
+		a, ok := p.actions[method]
+		return a, ok
+	}
+	if p.method != "" && p.method != method {
+		return action{}, false
+	}
+	return action{kind: applyList}, true
+}
+
+// Matching is how path lists match: tyk.conf's http_server_options and
+// ignore_endpoint_case.
+type Matching struct {
+	apidef.PathMatching
+	// IgnoreCase matches every entry case-insensitively.
+	IgnoreCase bool
 }
 
 // New compiles the versions of def, each with its proxy over transport.
 // Warnings report entries that load but may not do what their author
 // meant.
-func New(def *apidef.APIDefinition, transport http.RoundTripper, log *slog.Logger) (chain.Step, []string, error) {
+func New(def *apidef.APIDefinition, m Matching, transport http.RoundTripper, log *slog.Logger) (chain.Step, []string, error) {
 	s := &step{def: def, versions: map[string]*compiled{}}
 	var warnings []string
 	versions := def.VersionData.Versions
@@ -70,7 +137,7 @@ func New(def *apidef.APIDefinition, transport http.RoundTripper, log *slog.Logge
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		v, ws, err := compileVersion(def, name, versions[name], transport, log)
+		v, ws, err := compileVersion(def, name, versions[name], m, transport, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -91,7 +158,7 @@ func New(def *apidef.APIDefinition, transport http.RoundTripper, log *slog.Logge
 	return s, warnings, nil
 }
 
-func compileVersion(def *apidef.APIDefinition, name string, v apidef.VersionInfo, transport http.RoundTripper, log *slog.Logger) (*compiled, []string, error) {
+func compileVersion(def *apidef.APIDefinition, name string, v apidef.VersionInfo, m Matching, transport http.RoundTripper, log *slog.Logger) (*compiled, []string, error) {
 	field := "version_data.versions." + name
 	vs := &compiled{name: name}
 	if v.Expires != "" && v.Expires != "-1" {
@@ -102,63 +169,134 @@ func compileVersion(def *apidef.APIDefinition, name string, v apidef.VersionInfo
 		vs.expires = t
 	}
 	targetRaw, targetField := def.Proxy.TargetURL, "proxy.target_url"
-	if v.OverrideTarget != "" {
+	// A not_versioned API forwards to target_url whatever its version
+	// says, as Tyk does (TestNotVersioned).
+	if v.OverrideTarget != "" && !def.VersionData.NotVersioned {
 		targetRaw, targetField = v.OverrideTarget, field+".override_target"
 	}
 	target, err := apidef.ParseTarget(targetRaw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", targetField, err)
 	}
-	vs.proxy = upstream.New(upstream.Settings{
+	settings := upstream.Settings{
 		Target: target, ListenPath: def.ListenPath(), Strip: def.Proxy.StripListenPath,
-		PreserveHost: def.Proxy.PreserveHostHeader, SetHeaders: v.GlobalHeaders, RemoveHeaders: v.GlobalHeadersRemove,
-	}, def.APIID, transport, log)
-
-	var warnings []string
-	if !v.UseExtendedPaths {
-		if n := len(v.ExtendedPaths.Ignored) + len(v.ExtendedPaths.BlackList) + len(v.ExtendedPaths.WhiteList); n > 0 {
-			warnings = append(warnings, fmt.Sprintf("%s.extended_paths: %d entries are not applied because use_extended_paths is false", field, n))
-		}
-		return vs, warnings, nil
+		DisableStripSlash: def.Proxy.DisableStripSlash, PreserveHost: def.Proxy.PreserveHostHeader,
 	}
-	lists := []struct {
-		name  string
-		in    []apidef.EndpointMeta
-		rules *[]pathRule
-	}{
-		{"ignored", v.ExtendedPaths.Ignored, &vs.ignored},
-		{"black_list", v.ExtendedPaths.BlackList, &vs.blackList},
-		{"white_list", v.ExtendedPaths.WhiteList, &vs.whiteList},
+	if !v.GlobalHeadersDisabled {
+		settings.SetHeaders, settings.RemoveHeaders = v.GlobalHeaders, v.GlobalHeadersRemove
 	}
-	for _, l := range lists {
-		for i, e := range l.in {
-			at := fmt.Sprintf("%s.extended_paths.%s[%d]", field, l.name, i)
-			rule, ws := compilePathRule(at, e)
-			warnings = append(warnings, ws...)
-			*l.rules = append(*l.rules, rule)
-		}
-	}
+	vs.proxy = upstream.New(settings, def.APIID, transport, log)
+	vs.expiryEnforced = !def.VersionData.NotVersioned
+	warnings := compileLists(vs, field, v, m)
 	return vs, warnings, nil
 }
 
-// compilePathRule compiles one extended_paths entry.
-func compilePathRule(at string, e apidef.EndpointMeta) (pathRule, []string) {
+// compileLists compiles the version's path lists into vs: extended_paths
+// when use_extended_paths is on, the legacy paths otherwise, as in Tyk.
+func compileLists(vs *compiled, field string, v apidef.VersionInfo, m Matching) []string {
 	var warnings []string
-	rule := pathRule{methods: map[string]bool{}}
-	for m, meta := range e.MethodActions {
-		rule.methods[strings.ToUpper(m)] = true
-		if meta.Action != "" && meta.Action != "no_action" {
-			warnings = append(warnings, fmt.Sprintf("%s.method_actions.%s.action: %q is not implemented; the entry acts as no_action", at, m, meta.Action))
+	ext, legacy := v.ExtendedPaths, v.Paths
+	nExt := len(ext.Ignored) + len(ext.BlackList) + len(ext.WhiteList)
+	nLegacy := len(legacy.Ignored) + len(legacy.BlackList) + len(legacy.WhiteList)
+	add := func(l list, at string, e apidef.EndpointMeta, ignoreCase bool) {
+		rule, ws := compileEntry(at, l, e, m.PathMatching, ignoreCase)
+		warnings = append(warnings, ws...)
+		vs.rules = append(vs.rules, rule)
+		if l == whiteList {
+			vs.whiteListed = true
 		}
 	}
-	if len(rule.methods) == 0 {
-		warnings = append(warnings, fmt.Sprintf("%s.method_actions: empty, so the entry matches no request", at))
+	if !v.UseExtendedPaths {
+		if nExt > 0 {
+			warnings = append(warnings, fmt.Sprintf("%s.extended_paths: %d entries are not applied because use_extended_paths is false", field, nExt))
+		}
+		if nLegacy > 0 && v.IgnoreEndpointCase && !m.IgnoreCase {
+			warnings = append(warnings, fmt.Sprintf("%s.ignore_endpoint_case: not applied to paths, as in Tyk; only tyk.conf's ignore_endpoint_case is", field))
+		}
+		for _, l := range []struct {
+			list
+			name  string
+			paths []string
+		}{{ignoredList, "ignored", legacy.Ignored}, {blackList, "black_list", legacy.BlackList}, {whiteList, "white_list", legacy.WhiteList}} {
+			for i, p := range l.paths {
+				add(l.list, fmt.Sprintf("%s.paths.%s[%d]", field, l.name, i), apidef.EndpointMeta{Path: p}, m.IgnoreCase)
+			}
+		}
+		return warnings
 	}
-	re, w := apidef.CompilePath(at+".path", e.Path)
+	if nLegacy > 0 {
+		warnings = append(warnings, fmt.Sprintf("%s.paths: %d entries are not applied because use_extended_paths is true", field, nLegacy))
+	}
+	for _, l := range []struct {
+		list
+		name    string
+		entries []apidef.EndpointMeta
+	}{{ignoredList, "ignored", ext.Ignored}, {blackList, "black_list", ext.BlackList}, {whiteList, "white_list", ext.WhiteList}} {
+		for i, e := range l.entries {
+			if e.Disabled {
+				continue
+			}
+			at := fmt.Sprintf("%s.extended_paths.%s[%d]", field, l.name, i)
+			if e.MethodActions == nil && e.Method == "" {
+				warnings = append(warnings, fmt.Sprintf("%s: neither method_actions nor method is set, so the entry applies to every method, as in Tyk", at))
+			}
+			add(l.list, at, e, m.IgnoreCase || v.IgnoreEndpointCase || e.IgnoreCase)
+		}
+	}
+	return warnings
+}
+
+// compileEntry compiles one entry of a path list.
+func compileEntry(at string, l list, e apidef.EndpointMeta, m apidef.PathMatching, ignoreCase bool) (pathRule, []string) {
+	var warnings []string
+	rule := pathRule{list: l}
+	if e.Path == "" {
+		warnings = append(warnings, fmt.Sprintf("%s.path: empty, so the entry matches every path", at))
+	}
+	re, w := apidef.CompilePath(at+".path", e.Path, m, ignoreCase)
 	if w != "" {
 		warnings = append(warnings, w)
 	}
 	rule.re = re
+	if e.MethodActions == nil {
+		rule.method = e.Method
+		if e.Method != strings.ToUpper(e.Method) {
+			warnings = append(warnings, fmt.Sprintf("%s.method: methods are matched case-sensitively, so no request has method %q", at, e.Method))
+		}
+		return rule, warnings
+	}
+	if e.Method != "" {
+		warnings = append(warnings, fmt.Sprintf("%s.method: not read because method_actions is set, as in Tyk", at))
+	}
+	if len(e.MethodActions) == 0 {
+		warnings = append(warnings, fmt.Sprintf("%s.method_actions: empty, so the entry matches no request", at))
+	}
+	rule.actions = make(map[string]action, len(e.MethodActions))
+	methods := make([]string, 0, len(e.MethodActions))
+	for method := range e.MethodActions {
+		methods = append(methods, method)
+	}
+	slices.Sort(methods)
+	for _, method := range methods {
+		meta := e.MethodActions[method]
+		if method != strings.ToUpper(method) {
+			warnings = append(warnings, fmt.Sprintf("%s.method_actions.%s: methods are matched case-sensitively, so no request has method %q", at, method, method))
+		}
+		a := action{kind: applyList}
+		switch meta.Action {
+		case apidef.ActionNoAction:
+		case apidef.ActionReply:
+			a = action{kind: reply, code: meta.Code, data: []byte(meta.Data), headers: meta.Headers}
+			if meta.Code < 100 || meta.Code > 999 {
+				warnings = append(warnings, fmt.Sprintf("%s.method_actions.%s.code: %d is not an HTTP status; the reply is sent with 200 (Tyk fails the request)", at, method, meta.Code))
+				a.code = http.StatusOK
+			}
+		default:
+			a.kind = refuse
+			warnings = append(warnings, fmt.Sprintf("%s.method_actions.%s.action: %q is neither %q nor %q, so these requests are refused with 403, as in Tyk", at, method, meta.Action, apidef.ActionNoAction, apidef.ActionReply))
+		}
+		rule.actions[method] = a
+	}
 	return rule, warnings
 }
 
@@ -169,45 +307,65 @@ func (s *step) Serve(c *chain.Call) bool {
 		if name == "" {
 			v = s.fallback
 			if v == nil {
-				chain.WriteError(c.W, http.StatusForbidden, chain.CauseVersionMissing, chain.MsgVersionMissing)
+				chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionMissing, chain.MsgVersionMissing)
 				return false
 			}
 		} else if v = s.versions[name]; v == nil {
-			chain.WriteError(c.W, http.StatusForbidden, chain.CauseVersionUnknown, chain.MsgVersionUnknown)
+			chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionUnknown, chain.MsgVersionUnknown)
 			return false
 		}
 	}
-	if !v.expires.IsZero() {
-		if !c.Now.Before(v.expires) {
-			chain.WriteError(c.W, http.StatusForbidden, chain.CauseVersionExpired, chain.MsgVersionExpired)
-			return false
-		}
-		c.W.Header().Set("X-Tyk-Api-Expires", v.expires.UTC().Format(http.TimeFormat))
-	}
-	c.Version, c.Upstream = v.name, v.proxy
-	method := c.R.Method
-	for _, rule := range v.blackList {
-		if rule.matches(method, c.Path) {
-			chain.WriteError(c.W, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
-			return false
-		}
-	}
-	for _, rule := range v.ignored {
-		if rule.matches(method, c.Path) {
-			c.Ignored = true
-			return true
-		}
-	}
-	if len(v.whiteList) > 0 {
-		for _, rule := range v.whiteList {
-			if rule.matches(method, c.Path) {
-				return true
-			}
-		}
-		chain.WriteError(c.W, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+	if v.expiryEnforced && !v.expires.IsZero() && !c.Now.Before(v.expires) {
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionExpired, chain.MsgVersionExpired)
 		return false
 	}
+	c.Version, c.Upstream = v.name, v.proxy
+	method, full := c.R.Method, c.R.URL.Path
+	for i := range v.rules {
+		rule := &v.rules[i]
+		if !rule.matches(c.Path, full) {
+			continue
+		}
+		a, ok := rule.actionFor(method)
+		if !ok {
+			continue
+		}
+		switch {
+		case a.kind == reply:
+			a.write(c.W)
+			return false
+		case a.kind == refuse || rule.list == blackList:
+			chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+			return false
+		case rule.list == ignoredList:
+			c.Ignored = true
+		}
+		return pass(c, v)
+	}
+	if v.whiteListed {
+		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseEndpointForbidden, chain.MsgEndpointForbidden)
+		return false
+	}
+	return pass(c, v)
+}
+
+// pass lets the request through; like Tyk, only a request that passes
+// is told when its version expires.
+func pass(c *chain.Call, v *compiled) bool {
+	if !v.expires.IsZero() && c.Now.Before(v.expires) {
+		c.W.Header().Set("X-Tyk-Api-Expires", v.expires.UTC().Format(http.TimeFormat))
+	}
 	return true
+}
+
+// write sends a reply action's answer, as Tyk's mock reply does: the
+// headers added, the code, the data.
+func (a action) write(w http.ResponseWriter) {
+	for k, val := range a.headers {
+		w.Header().Add(k, val)
+	}
+	w.WriteHeader(a.code)
+	_, _ = w.Write(a.data)
 }
 
 // requested reads the version name where the definition says.

@@ -17,6 +17,14 @@
 // one in 40 is a CORS preflight; one in 100 carries an expired key, which
 // is refused and raises the KeyExpired webhook (sent to the HTTPS target,
 // or deduplicated within the seed's event_timeout).
+//
+// With Options.Mix, one request in 500 is instead one of the operations a
+// gateway lives through besides its users' requests, in turn: a group
+// reload (which a second gateway on the same cluster receives as a
+// notification), a key created, updated and deleted through the control
+// API, a JS middleware that throws, one that runs past jsvm_timeout, a
+// KeyExpired webhook to a target that refuses connections, and a call to
+// the debug summary.
 package seed
 
 import (
@@ -46,6 +54,7 @@ import (
 
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/tools/echo"
 	"github.com/tollgate/tollgate/tools/soak/soak"
 )
@@ -75,6 +84,12 @@ type Options struct {
 	// extended_paths.cache, so as posted its cache step stores nothing; on,
 	// every GET is cached per key and path for the seed's 60 s.
 	CacheAllSafeRequests bool
+	// Mix mixes the other operations of a gateway's life into the seed's
+	// requests (see the package documentation): reloads, key churn, JS
+	// errors and timeouts, failing webhooks, notifications, debug calls.
+	// It adds an API of its own ("/mix/") and a second gateway that only
+	// receives notifications.
+	Mix bool
 	// Log receives the gateway's log. Default: discarded.
 	Log *slog.Logger
 }
@@ -82,6 +97,7 @@ type Options struct {
 // Scenario is the running seed setup. Close stops all of it.
 type Scenario struct {
 	gw       *gateway.Gateway
+	other    *gateway.Gateway // receives notifications (Mix only)
 	cluster  *cluster.Cluster
 	upstream *httptest.Server
 	sink     *httptest.Server
@@ -89,10 +105,13 @@ type Scenario struct {
 	keys     []string
 	expired  []string
 	cacheOn  bool
+	mixOn    bool
+	secret   string
 
 	webhooks       atomic.Int64 // received by the HTTPS target
-	expiredSent    atomic.Int64 // requests made with an expired key
+	expiredSent    atomic.Int64 // requests made with an expired key, the mix's included
 	upstreamServed atomic.Int64
+	mixed          [mixOps]atomic.Int64 // operations of the mix sent, by kind
 }
 
 // Start starts the simulated cluster, the upstream, the webhook target and
@@ -121,7 +140,7 @@ func Start(o Options) (sc *Scenario, err error) {
 		return nil, fmt.Errorf("seed: reading the seed API definition: %w", err)
 	}
 
-	sc = &Scenario{cacheOn: o.CacheAllSafeRequests}
+	sc = &Scenario{cacheOn: o.CacheAllSafeRequests, mixOn: o.Mix}
 	defer func() {
 		if err != nil {
 			_ = sc.Close(context.Background())
@@ -129,19 +148,30 @@ func Start(o Options) (sc *Scenario, err error) {
 		}
 	}()
 	appDir := filepath.Join(dir, "apps")
+	if o.CacheAllSafeRequests || o.Mix {
+		// A copy of the definition, changed or not, next to what the mix
+		// adds.
+		if sc.tempDir, err = os.MkdirTemp("", "tollgate-soak-seed-"); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		appDir = sc.tempDir
+	}
 	if o.CacheAllSafeRequests {
 		const off = `"cache_all_safe_requests": false`
 		if strings.Count(string(def), off) != 1 {
 			return nil, fmt.Errorf("seed: %s: expected %s once, to turn the cache on", defPath, off)
 		}
-		if sc.tempDir, err = os.MkdirTemp("", "tollgate-soak-seed-"); err != nil {
+		def = []byte(strings.Replace(string(def), off, `"cache_all_safe_requests": true`, 1))
+	}
+	if sc.tempDir != "" {
+		if err = os.WriteFile(filepath.Join(sc.tempDir, "security.json"), def, 0o600); err != nil {
 			return nil, fmt.Errorf("seed: %w", err)
 		}
-		changed := strings.Replace(string(def), off, `"cache_all_safe_requests": true`, 1)
-		if err = os.WriteFile(filepath.Join(sc.tempDir, "security.json"), []byte(changed), 0o600); err != nil {
-			return nil, fmt.Errorf("seed: %w", err)
+	}
+	if o.Mix {
+		if err = writeMixAPI(sc.tempDir); err != nil {
+			return nil, err
 		}
-		appDir = sc.tempDir
 	}
 
 	if sc.cluster, err = cluster.Start(cluster.DefaultNodes); err != nil {
@@ -157,14 +187,20 @@ func Start(o Options) (sc *Scenario, err error) {
 		return nil, err
 	}
 
-	secret, err := randomHex(16)
-	if err != nil {
+	if sc.secret, err = randomHex(16); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
 	// tyk.conf reduced to what the scenario needs, as the specs do: the
 	// seed's storage.hosts cannot load, and its enable_analytics would fill
-	// a Redis list no pump empties. enable_jsvm is the seed's value.
-	cfg, _, err := gateway.ParseConfig(fmt.Appendf(nil, `{"secret": %q, "enable_jsvm": true, "template_path": "templates"}`, secret))
+	// a Redis list no pump empties. enable_jsvm is the seed's value. The
+	// mix adds the debug endpoints and a JS timeout short enough for runs
+	// that spin to end within a second.
+	conf := fmt.Sprintf(`{"secret": %q, "enable_jsvm": true, "template_path": "templates"}`, sc.secret)
+	if o.Mix {
+		conf = fmt.Sprintf(`{"secret": %q, "enable_jsvm": true, "template_path": "templates", "enable_http_profiler": true, "jsvm_timeout": %g}`,
+			sc.secret, mixJSTimeout.Seconds())
+	}
+	cfg, _, err := gateway.ParseConfig([]byte(conf))
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
@@ -172,39 +208,64 @@ func Start(o Options) (sc *Scenario, err error) {
 	cfg.AppPath = appDir
 	cfg.Storage.EnableCluster = true
 	cfg.Storage.Addrs = sc.cluster.Addrs()
-	if sc.gw, err = gateway.New(cfg,
-		gateway.WithLogger(o.Log),
-		gateway.WithDialer(sc.dialer()),
-		gateway.WithTLSConfig(&tls.Config{RootCAs: roots}),
-	); err != nil {
+	start := func() (*gateway.Gateway, error) {
+		return gateway.New(cfg,
+			gateway.WithLogger(o.Log),
+			gateway.WithDialer(sc.dialer()),
+			gateway.WithTLSConfig(&tls.Config{RootCAs: roots}),
+		)
+	}
+	if sc.gw, err = start(); err != nil {
 		return nil, fmt.Errorf("seed: starting the gateway: %w", err)
 	}
-	if !sc.serves() {
+	if !sc.serves(APIID) {
 		return nil, fmt.Errorf("seed: the gateway does not serve %s (api_id %s); its log says why", defPath, APIID)
 	}
+	if o.Mix {
+		if !sc.serves(MixAPIID) {
+			return nil, fmt.Errorf("seed: the gateway does not serve the mix's API (api_id %s); its log says why", MixAPIID)
+		}
+		if sc.other, err = start(); err != nil {
+			return nil, fmt.Errorf("seed: starting the second gateway: %w", err)
+		}
+	}
 
+	// The control API drops an expiry already past, as Tyk does, so each
+	// expired key gets one two seconds ahead (which a slow machine's
+	// setKey does not reach) and Start waits the last of them out.
+	var lastExpiry int64
+	expireSoon := func(key, apiID, name string, versions []string) error {
+		lastExpiry = time.Now().Unix() + 2
+		return sc.setKey(key, sessionFor(apiID, name, versions, lastExpiry))
+	}
 	expires := time.Now().Add(30 * time.Minute).Unix()
 	for i := range o.Keys {
 		key := fmt.Sprintf("soak-%04d", i)
-		if err = sc.setKey(secret, key, expires); err != nil {
+		if err = sc.setKey(key, sessionFor(APIID, "Security", []string{Version}, expires)); err != nil {
 			return nil, err
 		}
 		sc.keys = append(sc.keys, key)
 	}
 	for i := range 4 {
 		key := fmt.Sprintf("soak-expired-%d", i)
-		if err = sc.setKey(secret, key, time.Now().Add(-time.Hour).Unix()); err != nil {
+		if err = sc.storeExpiredKey(key); err != nil {
 			return nil, err
 		}
 		sc.expired = append(sc.expired, key)
 	}
+	if o.Mix {
+		if err = expireSoon(mixExpiredKey, MixAPIID, "soak mix", nil); err != nil {
+			return nil, err
+		}
+	}
+	time.Sleep(time.Until(time.Unix(lastExpiry+1, 0)))
 	return sc, nil
 }
 
-// serves reports whether the gateway loaded the seed API.
-func (sc *Scenario) serves() bool {
+// serves reports whether the gateway loaded the API apiID.
+func (sc *Scenario) serves(apiID string) bool {
 	for _, d := range sc.gw.APIs() {
-		if d.APIID == APIID {
+		if d.APIID == apiID {
 			return true
 		}
 	}
@@ -257,6 +318,8 @@ func (sc *Scenario) dialer() func(ctx context.Context, network, addr string) (ne
 	hosts := map[string]string{
 		"java": sc.upstream.Listener.Addr().String(),
 		"api":  sc.sink.Listener.Addr().String(),
+		// The mix's webhook target (mixDeadTarget) has no server: every
+		// delivery to it fails.
 	}
 	var d net.Dialer
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -272,19 +335,45 @@ func (sc *Scenario) dialer() func(ctx context.Context, network, addr string) (ne
 	}
 }
 
-// setKey stores a session for key through the control API.
-func (sc *Scenario) setKey(secret, key string, expires int64) error {
+// sessionFor is a session granting apiID (the versions listed), expiring
+// at expires.
+func sessionFor(apiID, name string, versions []string, expires int64) string {
+	if versions == nil {
+		versions = []string{}
+	}
 	session, _ := json.Marshal(map[string]any{
-		"access_rights": map[string]any{APIID: map[string]any{"api_id": APIID, "api_name": "Security", "versions": []string{Version}}},
+		"access_rights": map[string]any{apiID: map[string]any{"api_id": apiID, "api_name": name, "versions": versions}},
 		"org_id":        "******************000001",
 		"expires":       expires,
 	})
-	req := httptest.NewRequest(http.MethodPost, "/tyk/keys/"+key, strings.NewReader(string(session)))
-	req.Header.Set("X-Tyk-Authorization", secret)
+	return string(session)
+}
+
+// setKey stores a session for key through the control API.
+func (sc *Scenario) setKey(key, session string) error {
+	req := httptest.NewRequest(http.MethodPost, "/tyk/keys/"+key, strings.NewReader(session))
+	req.Header.Set("X-Tyk-Authorization", sc.secret)
 	rec := httptest.NewRecorder()
 	sc.gw.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		return fmt.Errorf("seed: storing key %s: control API answered %d: %s", key, rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	return nil
+}
+
+// storeExpiredKey writes the session of a key that expired an hour ago
+// straight into Redis, as a key that has lived its life looks: the control
+// API, like Tyk's, drops an expires already past.
+func (sc *Scenario) storeExpiredKey(key string) error {
+	state, _ := json.Marshal(map[string]any{
+		"access_rights": map[string]any{APIID: map[string]any{"api_id": APIID, "api_name": "Security", "versions": []string{Version}}},
+		"org_id":        "******************000001",
+		"expires":       time.Now().Add(-time.Hour).Unix(),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sc.gw.Store().Client.Set(ctx, session.RedisKey(key), state, 0).Err(); err != nil {
+		return fmt.Errorf("seed: storing expired key %s: %w", key, err)
 	}
 	return nil
 }
@@ -331,8 +420,12 @@ const (
 	paths          = 64 // distinct users the valid requests ask for
 )
 
-// Request is the i-th request of the seed's users.
+// Request is the i-th request of the seed's users, or, with Mix, one of
+// the mix's operations.
 func (sc *Scenario) Request(i int64) soak.Request {
+	if sc.mixOn && i%mixEvery == mixSlot {
+		return sc.mixRequest(i / mixEvery)
+	}
 	switch {
 	case i%expiredEvery == expiredEvery/2:
 		sc.expiredSent.Add(1)
@@ -368,7 +461,7 @@ func (sc *Scenario) Quiesce(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	bus := sc.gw.Events()
-	for int64(bus.Delivered()+bus.Dropped()) < sc.expiredSent.Load() && ctx.Err() == nil {
+	for (int64(bus.Delivered()+bus.Dropped()) < sc.expiredSent.Load() || sc.gw.WebhookDeliveries().Pending > 0) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
@@ -382,18 +475,23 @@ func (sc *Scenario) Quiesce(ctx context.Context) error {
 // Notes are the scenario's own figures for the summary.
 func (sc *Scenario) Notes() []string {
 	bus := sc.gw.Events()
+	hooks := sc.gw.WebhookDeliveries()
 	js := sc.gw.JSStats(APIID)
 	cache := "the seed's cache_options store nothing (cache_all_safe_requests false, no extended_paths.cache)"
 	if sc.cacheOn {
 		cache = fmt.Sprintf("cache_all_safe_requests on: the upstream answered %d requests", sc.upstreamServed.Load())
 	}
-	return []string{
+	notes := []string{
 		"goroutines of the simulated Redis Cluster (one per connection) are not counted: in production Redis is another process",
-		fmt.Sprintf("KeyExpired: %d requests with an expired key, %d events handled, %d dropped; %d webhooks received over HTTPS (identical ones: once per 10 s)",
-			sc.expiredSent.Load(), bus.Delivered(), bus.Dropped(), sc.webhooks.Load()),
+		fmt.Sprintf("KeyExpired: %d requests with an expired key, %d events handled, %d dropped; %d webhooks handled, %d dropped; %d received over HTTPS (identical ones: once per 10 s)",
+			sc.expiredSent.Load(), bus.Delivered(), bus.Dropped(), hooks.Handled, hooks.Dropped, sc.webhooks.Load()),
 		fmt.Sprintf("JS post middleware: %d runs on %d VMs (%d discarded, %d timeouts)", js.Runs, js.VMsCreated, js.VMsDiscarded, js.Timeouts),
 		cache,
 	}
+	if sc.mixOn {
+		notes = append(notes, sc.mixNotes()...)
+	}
+	return notes
 }
 
 // Close stops the gateway, the servers and the cluster, and waits for
@@ -402,6 +500,9 @@ func (sc *Scenario) Close(ctx context.Context) error {
 	var errs []error
 	if sc.gw != nil {
 		errs = append(errs, sc.gw.Shutdown(ctx))
+	}
+	if sc.other != nil {
+		errs = append(errs, sc.other.Shutdown(ctx))
 	}
 	if sc.sink != nil {
 		sc.sink.Close()

@@ -1,0 +1,114 @@
+package specs_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/specs"
+)
+
+// Tyk OSS manages a file-based gateway's API definitions through the
+// control API (gateway/api.go apiHandler); these mirror what a client of
+// it sees.
+var _ = Describe("Managing API definitions through the control API", Label("control", "tyk-mirror"), func() {
+	var env *specs.Env
+	// served is a definition with the recording upstream's address filled
+	// in, as a client would send it.
+	served := func(def string) string { return strings.ReplaceAll(def, "{{upstream}}", env.Upstream.URL) }
+
+	BeforeEach(func() {
+		env = specs.NewEnv(specs.WithAPI(keylessAPI("orders", "/orders/")))
+	})
+
+	When("a definition is POSTed to /tyk/apis", func() {
+		var resp specs.Response
+		BeforeEach(func() {
+			resp = env.Control(env.Instance, http.MethodPost, "/tyk/apis", served(keylessAPI("added", "/added/")))
+		})
+
+		It(`answers {"key": <api_id>, "status": "ok", "action": "added"}, as Tyk does`, func() {
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.JSON()).To(Equal(map[string]any{"key": "added", "status": "ok", "action": "added"}))
+		})
+
+		It("writes it to app_path as <api_id>.json", func() {
+			Expect(filepath.Join(env.AppDir, "added.json")).To(BeARegularFile())
+		})
+
+		It("serves it after a reload, not before, as Tyk does", func() {
+			Expect(env.Get("/added/").StatusCode).To(Equal(http.StatusNotFound))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/reload", "").StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Get("/added/").StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+
+	When("a POSTed definition is not one tollgate could load", func() {
+		It("answers 400 naming the field, and writes nothing", func() {
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/apis", `{"api_id": "broken", "active": true, "proxy": {"target_url": "{{upstream}}"}}`)
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(resp.JSON()["message"]).To(ContainSubstring("proxy.listen_path"))
+			Expect(filepath.Join(env.AppDir, "broken.json")).NotTo(BeAnExistingFile())
+		})
+	})
+
+	When("a POSTed api_id is not a file name", func() {
+		It(`answers 400 "Invalid API ID", as Tyk does, and writes nothing outside app_path`, func() {
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/apis", served(keylessAPI("../escape", "/escape/")))
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(resp.JSON()).To(HaveKeyWithValue("message", "Invalid API ID"))
+			Expect(filepath.Join(filepath.Dir(env.AppDir), "escape.json")).NotTo(BeAnExistingFile())
+		})
+	})
+
+	When("a served API is PUT to /tyk/apis/{id}", func() {
+		It(`answers action "modified" and serves the change after a reload`, func() {
+			resp := env.Control(env.Instance, http.MethodPut, "/tyk/apis/orders", served(keylessAPI("orders", "/orders-v2/")))
+			Expect(resp.JSON()).To(HaveKeyWithValue("action", "modified"))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/reload", "").StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Get("/orders-v2/").StatusCode).To(Equal(http.StatusOK))
+		})
+
+		It(`refuses a body with another api_id (Tyk: "Request APIID does not match that in Definition!")`, func() {
+			resp := env.Control(env.Instance, http.MethodPut, "/tyk/apis/orders", served(keylessAPI("other", "/other/")))
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+		})
+
+		It("answers 404 for an API that is not served", func() {
+			Expect(env.Control(env.Instance, http.MethodPut, "/tyk/apis/nope", served(keylessAPI("nope", "/nope/"))).StatusCode).To(Equal(http.StatusNotFound))
+		})
+	})
+
+	When("a served API is DELETEd", func() {
+		It(`answers action "deleted", removes its file, and stops serving it after a reload`, func() {
+			resp := env.Control(env.Instance, http.MethodDelete, "/tyk/apis/orders", "")
+			Expect(resp.JSON()).To(HaveKeyWithValue("action", "deleted"))
+			entries, err := os.ReadDir(env.AppDir)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(entries).To(BeEmpty())
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/reload", "").StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Get("/orders/").StatusCode).To(Equal(http.StatusNotFound))
+		})
+	})
+})
+
+var _ = Describe("Listing keys through the control API", Label("control", "tyk-mirror"), func() {
+	It(`answers {"keys": [...]} with every stored key`, func() {
+		env := specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key := env.IssueKey(grantTo("orders"))
+		resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys", "")
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		Expect(resp.JSON()["keys"]).To(ConsistOf(key))
+	})
+
+	It(`refuses with hash_keys unless enable_hashed_keys_listing is on: 404, Tyk's message`, func() {
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "hash_keys": true, "hash_key_function": "sha256"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys", "")
+		Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+		Expect(resp.JSON()).To(HaveKeyWithValue("message", "Hashed key listing is disabled in config (enable_hashed_keys_listing)"))
+	})
+})
