@@ -41,6 +41,8 @@ const (
 	CauseJSTimeout           Cause = "js_timeout"
 	CauseJSError             Cause = "js_error"
 	CauseJSOverride          Cause = "js_override"
+	CauseJSAuthNoSession     Cause = "js_auth_no_session"
+	CauseJSAuthBadSession    Cause = "js_auth_bad_session"
 	CauseBodyTooBig          Cause = "body_too_large"
 	CauseBodyUnreadable      Cause = "body_unreadable"
 )
@@ -74,6 +76,8 @@ const (
 	MsgQuotaExceeded       = "Quota exceeded"
 	MsgJSTimeout           = "JS middleware timed out"
 	MsgJSError             = "There was a problem running the JS middleware"
+	MsgJSAuthNoSession     = "The authentication middleware returned no session"
+	MsgJSAuthBadSession    = "The authentication middleware returned an invalid session"
 	MsgBodyTooBig          = "Request body too large for JS middleware"
 	MsgBodyUnreadable      = "Reading the request body failed"
 	MsgControlForbidden    = "Attempted administrative access with invalid or missing key!"
