@@ -86,7 +86,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, now time.Time, clien
 			return c
 		}
 	}
-	if c.SessionDirty {
+	if c.SessionDirty && !c.SessionTransient {
 		a.g.writeSession(c)
 	}
 	c.Upstream.ServeHTTP(c.W, c.R)

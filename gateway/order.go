@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
 	"github.com/tollgate/tollgate/gateway/step/auth"
@@ -26,7 +28,12 @@ import (
 //	JS pre            custom_middleware.pre, with an empty session
 //	auth              read the key (header, param or cookie), load its
 //	                  session, refuse missing, unknown, inactive or expired
-//	                  keys and keys without access to this API version
+//	                  keys and keys without access to this API version;
+//	                  on an API with custom_plugin_auth_enabled (or
+//	                  enable_coprocess_auth), its JS auth_check instead,
+//	                  as Tyk puts it in the auth token's place: it refuses
+//	                  or returns the request's session, which the same
+//	                  checks and the rows below then apply to
 //	JS post_key_auth  custom_middleware.post_key_auth
 //	granular access   a key whose access rights list allowed_urls may
 //	                  call only those paths and methods
@@ -158,6 +165,23 @@ func buildJS(hook string) func(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildAuth(b *apiBuild) ([]chain.Step, error) {
+	if b.def.CustomAuth() {
+		set, err := b.jsMiddleware()
+		if err != nil {
+			return nil, err
+		}
+		if s := set.AuthStep(b.g.publisher()); s != nil {
+			if b.def.UseStandardAuth {
+				// Tyk runs both and keeps one session by
+				// base_identity_provided_by; tollgate keeps the one rule.
+				return nil, errors.New("use_standard_auth: an API authenticates with its custom_middleware.auth_check or with the auth token, not both; turn one off")
+			}
+			return []chain.Step{s}, nil
+		}
+		// auth_check disabled: the auth token, as in Tyk.
+	} else if cm := b.def.CustomMiddleware.AuthCheck; cm.Name != "" && !cm.Disabled {
+		b.warn("custom_middleware.auth_check: not run without custom_plugin_auth_enabled (or enable_coprocess_auth); the API uses the auth token")
+	}
 	return []chain.Step{auth.New(b.def.Auth, auth.Options{
 		Sessions:        b.g.sessions,
 		Events:          b.g.publisher(),

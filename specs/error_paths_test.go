@@ -97,7 +97,7 @@ var _ = Describe("A gateway that fails to start", Label("leak"), func() {
 			var handlers gateway.Config
 			Expect(func() error {
 				parsed, _, err := gateway.ParseConfig([]byte(`{"event_handlers": {"events": {"KeyExpired": [{"handler_name": "eh_web_hook_handler",
-  "handler_meta": {"method": "POST", "target_path": "http://127.0.0.1:1/hook", "template_path": "no-such-template.json"}}]}}}`))
+  "handler_meta": {"method": "POST", "target_path": "127.0.0.1:1/hook"}}]}}}`))
 				handlers = *parsed
 				return err
 			}()).To(Succeed())

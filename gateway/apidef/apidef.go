@@ -51,6 +51,14 @@ type APIDefinition struct {
 	EnableNonTransactionalRateLimiter bool `json:"enable_non_transactional_rate_limiter"`
 	// CustomMiddleware lists the API's JS middleware by hook.
 	CustomMiddleware MiddlewareSection `json:"custom_middleware"`
+	// CustomPluginAuthEnabled authenticates the API's requests with the
+	// custom_middleware.auth_check JS middleware instead of the auth
+	// token. EnableCoProcessAuth is its older name (Tyk reads either).
+	CustomPluginAuthEnabled bool `json:"custom_plugin_auth_enabled"`
+	EnableCoProcessAuth     bool `json:"enable_coprocess_auth"`
+	// UseStandardAuth asks for the auth token as well as custom auth;
+	// tollgate does not combine the two (see CustomAuth).
+	UseStandardAuth bool `json:"use_standard_auth"`
 	// ConfigData is passed to JS middleware as config.config_data.
 	ConfigData map[string]any `json:"config_data"`
 	// ConfigDataDisabled hides config_data from JS middleware, as in Tyk.
@@ -94,6 +102,13 @@ type AuthConfig struct {
 	CookieName string `json:"cookie_name"`
 }
 
+// CustomAuth tells whether the API authenticates with its JS auth_check
+// (custom_plugin_auth_enabled or enable_coprocess_auth, as Tyk's
+// api_loader decides) rather than with the auth token.
+func (d *APIDefinition) CustomAuth() bool {
+	return d.CustomPluginAuthEnabled || d.EnableCoProcessAuth
+}
+
 // EventHandlerSection is event_handlers, in an API definition or tyk.conf.
 type EventHandlerSection struct {
 	// Events maps an event name (KeyExpired) to its handlers.
@@ -117,6 +132,10 @@ type MiddlewareSection struct {
 	PostKeyAuth []MiddlewareDefinition `json:"post_key_auth"`
 	// Post runs after rate limit and quota, just before the upstream.
 	Post []MiddlewareDefinition `json:"post"`
+	// AuthCheck authenticates requests in place of the auth token when
+	// the API sets custom_plugin_auth_enabled (or enable_coprocess_auth):
+	// it refuses a request, or returns the session the request runs with.
+	AuthCheck MiddlewareDefinition `json:"auth_check"`
 	// Driver must be "otto" (or empty): the JS engine.
 	Driver string `json:"driver"`
 }

@@ -81,6 +81,9 @@ const (
 	HookPre         = "pre"
 	HookPostKeyAuth = "post_key_auth"
 	HookPost        = "post"
+	// HookAuthCheck is custom authentication (custom_middleware.auth_check),
+	// run in place of the auth token.
+	HookAuthCheck = "auth_check"
 )
 
 // Hook is the middleware of one hook.

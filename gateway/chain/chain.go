@@ -70,6 +70,10 @@ type Call struct {
 	// written.
 	SessionDirty bool
 	MetaBefore   map[string]any
+	// SessionTransient is set when the session is not a stored key's but
+	// one a custom auth_check returned for this request: it lives only as
+	// long as the request, and nothing writes it to the store.
+	SessionTransient bool
 
 	body     []byte // read once, see ReadBody
 	bodyRead bool

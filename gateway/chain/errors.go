@@ -42,6 +42,8 @@ const (
 	CauseJSMemory            Cause = "js_memory_limit"
 	CauseJSError             Cause = "js_error"
 	CauseJSOverride          Cause = "js_override"
+	CauseJSAuthNoSession     Cause = "js_auth_no_session"
+	CauseJSAuthBadSession    Cause = "js_auth_bad_session"
 	CauseBodyTooBig          Cause = "body_too_large"
 	CauseBodyUnreadable      Cause = "body_unreadable"
 )
@@ -76,6 +78,8 @@ const (
 	MsgJSTimeout           = "JS middleware timed out"
 	MsgJSMemory            = "JS middleware stopped: the gateway's memory limit for JS was reached"
 	MsgJSError             = "There was a problem running the JS middleware"
+	MsgJSAuthNoSession     = "The authentication middleware returned no session"
+	MsgJSAuthBadSession    = "The authentication middleware returned an invalid session"
 	MsgBodyTooBig          = "Request body too large for JS middleware"
 	MsgBodyUnreadable      = "Reading the request body failed"
 	MsgControlForbidden    = "Attempted administrative access with invalid or missing key!"

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -59,7 +61,10 @@ type WebhookConfig struct {
 	// TargetPath is the absolute http or https URL the webhook is sent to.
 	TargetPath string `json:"target_path"`
 	// TemplatePath is the body template: absolute, or relative to
-	// WebhookOptions.TemplateDir. Required. While the Content-Type is JSON
+	// WebhookOptions.TemplateDir. Empty, or a file that cannot be read or
+	// parsed (with a warning naming it), means the default template, as
+	// in Tyk: default_webhook.json in TemplateDir, else Tyk's own, built
+	// in (DefaultTemplate). While the Content-Type is JSON
 	// (the default), every value the template inserts is JSON-escaped; see
 	// webhookFuncs.
 	TemplatePath string `json:"template_path"`
@@ -181,6 +186,77 @@ func asRFC3339(v any) (string, error) {
 	}
 }
 
+// DefaultTemplate is Tyk's templates/default_webhook.json: a body per
+// event type, for KeyExpired and the other key events {"event", "message",
+// "path", "origin", "key"}. A webhook uses it when its template_path is
+// empty or cannot be loaded and TemplateDir has no default_webhook.json.
+//
+//go:embed default_webhook.json
+var DefaultTemplate string
+
+// defaultTemplateName is the default template's file name in TemplateDir.
+const defaultTemplateName = "default_webhook.json"
+
+// loadTemplate parses conf's template, or the default one as Tyk's
+// WebHookHandler.Init picks it: a template_path that is empty, or whose
+// file cannot be read or parsed (a warning names it), gives the default.
+// The default is default_webhook.json in dir, as Tyk reads it; where that
+// file is missing Tyk fails the webhook, and the built-in copy is used
+// instead. A default_webhook.json that is there but does not parse is an
+// error, as in Tyk.
+func loadTemplate(conf WebhookConfig, dir string, maxSize int64) (*template.Template, []string, error) {
+	var warnings []string
+	if conf.TemplatePath != "" {
+		file := conf.TemplatePath
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		tmpl, err := parseTemplateFile(file, maxSize)
+		if err == nil {
+			return tmpl, nil, nil
+		}
+		if hostileFile(err) {
+			return nil, nil, fmt.Errorf("template_path %q: %w", conf.TemplatePath, err)
+		}
+		warnings = append(warnings, fmt.Sprintf("webhook %q: template_path %q: %v; using the default template", conf.Name, conf.TemplatePath, err))
+	}
+	if dir != "" {
+		file := filepath.Join(dir, defaultTemplateName)
+		tmpl, err := parseTemplateFile(file, maxSize)
+		switch {
+		case err == nil:
+			return tmpl, warnings, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, warnings, fmt.Errorf("the default template: %w", err)
+		}
+	}
+	tmpl, err := template.New(defaultTemplateName).Funcs(webhookFuncs).Parse(DefaultTemplate)
+	return tmpl, warnings, err
+}
+
+// hostileFile reports a template file that is there but must not be read:
+// not a regular file (a named pipe, a device) or larger than the limit.
+// Unlike a missing or broken template, which falls back to the default as
+// in Tyk, it fails the load: it would hang or fill memory otherwise, and
+// the operator should hear of it.
+func hostileFile(err error) bool {
+	return errors.Is(err, conffile.ErrNotRegular) || errors.Is(err, conffile.ErrTooLarge)
+}
+
+// parseTemplateFile reads (see conffile.Read) and parses a template file;
+// errors name it.
+func parseTemplateFile(file string, maxSize int64) (*template.Template, error) {
+	src, err := conffile.Read(file, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := template.New(filepath.Base(file)).Funcs(webhookFuncs).Parse(string(src))
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", file, err)
+	}
+	return tmpl, nil
+}
+
 // NewWebhook validates conf and parses its template. The warnings describe
 // settings it replaced with a default.
 func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error) {
@@ -206,20 +282,10 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 		return fail("target_path %q is not an absolute http or https URL", conf.TargetPath)
 	}
 
-	if conf.TemplatePath == "" {
-		return fail("template_path is empty")
-	}
-	file := conf.TemplatePath
-	if !filepath.IsAbs(file) {
-		file = filepath.Join(o.TemplateDir, file)
-	}
-	src, err := conffile.Read(file, o.MaxTemplateSize)
+	tmpl, ws, err := loadTemplate(conf, o.TemplateDir, o.MaxTemplateSize)
+	warnings = append(warnings, ws...)
 	if err != nil {
-		return fail("template_path %q: %w", conf.TemplatePath, err)
-	}
-	tmpl, err := template.New(filepath.Base(file)).Funcs(webhookFuncs).Parse(string(src))
-	if err != nil {
-		return fail("template_path %q: parsing %s: %w", conf.TemplatePath, file, err)
+		return fail("%w", err)
 	}
 
 	if conf.EventTimeout < 0 {

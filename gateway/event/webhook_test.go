@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -292,6 +294,80 @@ var _ = Describe("The webhook handler", func() {
 		})
 	})
 
+	Describe("the template it renders, picked as Tyk's WebHookHandler.Init picks it", func() {
+		// BuildWarned builds the webhook and returns its warnings.
+		BuildWarned := func() (*event.Webhook, []string) {
+			GinkgoHelper()
+			w, warnings, err := event.NewWebhook(conf, opts)
+			Expect(err).NotTo(HaveOccurred())
+			return w, warnings
+		}
+
+		When("template_path names a file that does not exist", func() {
+			BeforeEach(func() { conf.TemplatePath = "missing_webhook.json" })
+
+			It("renders default_webhook.json of the template folder instead", func(ctx SpecContext) {
+				w, _ := BuildWarned()
+				Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).To(Succeed())
+				Expect(ReceivedJSON()).To(HaveKeyWithValue("key", "k-123"))
+			}, SpecTimeout(5*time.Second))
+
+			It("warns, naming template_path and the file", func() {
+				_, warnings := BuildWarned()
+				Expect(warnings).To(ConsistOf(And(ContainSubstring(`template_path "missing_webhook.json"`),
+					ContainSubstring(filepath.Join(SeedTemplateDir(), "missing_webhook.json")), ContainSubstring("using the default template"))))
+			})
+		})
+
+		When("the template cannot be parsed", func() {
+			BeforeEach(func() { conf.TemplatePath = WriteTemplate(`{"event": "{{.Type"}`) })
+
+			It("renders the default template instead, warning with the file's name", func(ctx SpecContext) {
+				w, warnings := BuildWarned()
+				Expect(warnings).To(ConsistOf(ContainSubstring(conf.TemplatePath)))
+				Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).To(Succeed())
+				Expect(ReceivedJSON()).To(HaveKeyWithValue("event", "KeyExpired"))
+			}, SpecTimeout(5*time.Second))
+		})
+
+		When("template_path is empty and the template folder has no default_webhook.json", func() {
+			BeforeEach(func() {
+				conf.TemplatePath = ""
+				opts.TemplateDir = GinkgoT().TempDir()
+			})
+
+			It("renders Tyk's default template, built in, without a warning", func(ctx SpecContext) {
+				w, warnings := BuildWarned()
+				Expect(warnings).To(BeEmpty())
+				Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).To(Succeed())
+				Expect(ReceivedJSON()).To(Equal(map[string]any{
+					"event":   "KeyExpired",
+					"message": "Attempted access from expired key.",
+					"path":    "/security/refresh",
+					"origin":  "10.0.0.7",
+					"key":     "k-123",
+				}))
+			}, SpecTimeout(5*time.Second))
+
+			It("JSON-escapes the values it inserts", func(ctx SpecContext) {
+				e := KeyExpiredEvent(`k"1\`)
+				w, _ := BuildWarned()
+				Expect(w.Handle(ctx, e)).To(Succeed())
+				Expect(ReceivedJSON()).To(HaveKeyWithValue("key", `k"1\`))
+			}, SpecTimeout(5*time.Second))
+		})
+
+		When("the template folder's default_webhook.json cannot be parsed", func() {
+			It("is an error naming the default template, as in Tyk", func() {
+				conf.TemplatePath = ""
+				opts.TemplateDir = filepath.Dir(WriteTemplate(""))
+				Expect(os.WriteFile(filepath.Join(opts.TemplateDir, "default_webhook.json"), []byte(`{{.Type`), 0o600)).To(Succeed())
+				_, _, err := event.NewWebhook(conf, opts)
+				Expect(err).To(MatchError(And(ContainSubstring("default template"), ContainSubstring("default_webhook.json"))))
+			})
+		})
+	})
+
 	Describe("configuration errors", func() {
 		When("target_path is not an absolute URL", func() {
 			BeforeEach(func() { conf.TargetPath = "api/security/timeout" })
@@ -308,24 +384,6 @@ var _ = Describe("The webhook handler", func() {
 			It("is an error naming target_path", func() {
 				_, _, err := event.NewWebhook(conf, opts)
 				Expect(err).To(MatchError(ContainSubstring("target_path")))
-			})
-		})
-
-		When("the template file does not exist", func() {
-			BeforeEach(func() { conf.TemplatePath = "missing_webhook.json" })
-
-			It("is an error naming template_path and the file", func() {
-				_, _, err := event.NewWebhook(conf, opts)
-				Expect(err).To(MatchError(And(ContainSubstring("template_path"), ContainSubstring("missing_webhook.json"))))
-			})
-		})
-
-		When("the template cannot be parsed", func() {
-			BeforeEach(func() { conf.TemplatePath = WriteTemplate(`{"event": "{{.Type"}`) })
-
-			It("is an error naming template_path and the file", func() {
-				_, _, err := event.NewWebhook(conf, opts)
-				Expect(err).To(MatchError(And(ContainSubstring("template_path"), ContainSubstring(conf.TemplatePath))))
 			})
 		})
 

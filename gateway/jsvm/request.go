@@ -33,6 +33,10 @@ type Result struct {
 	// Session is the session a script returned with ReturnAuthData, as
 	// JSON; nil otherwise.
 	Session json.RawMessage `json:"Session"`
+	// AuthValue is the key a custom auth_check names its session by
+	// (return {Request: request, Session: session, AuthValue: "..."});
+	// "" when the script named none, as with ReturnAuthData.
+	AuthValue string `json:"AuthValue"`
 }
 
 // ResultRequest is the request object a middleware returned. Changes to

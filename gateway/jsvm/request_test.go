@@ -281,6 +281,24 @@ mw.NewProcessRequest(function (request, session, config) {
 			res := result(ctx, `session.rate = 9;`, `mw.ReturnAuthData(request, session)`)
 			Expect(res.Session).To(MatchJSON(`{"rate": 9, "meta_data": {"tier": "gold"}}`))
 		}, SpecTimeout(10*time.Second))
+
+		It("names no AuthValue", func(ctx SpecContext) {
+			Expect(result(ctx, ``, `mw.ReturnAuthData(request, session)`).AuthValue).To(BeEmpty())
+		}, SpecTimeout(10*time.Second))
+	})
+
+	When("the script returns {Request, Session, AuthValue}, as Tyk's TestJSVM_MultiAuthentication does", func() {
+		It("returns the AuthValue", func(ctx SpecContext) {
+			res := result(ctx, ``, `{Request: request, Session: session, AuthValue: "customAuthSessionID"}`)
+			Expect(res.AuthValue).To(Equal("customAuthSessionID"))
+		}, SpecTimeout(10*time.Second))
+
+		It("fails the run when AuthValue is not a string, as Tyk fails to decode it", func(ctx SpecContext) {
+			code := `var mw = new TykJS.TykMiddleware.NewMiddleware({});
+mw.NewProcessRequest(function (request, session) { return {Request: request, Session: session, AuthValue: 7}; });`
+			_, err := env.Compile(code).Run(ctx, "mw", plainGet(), nil)
+			Expect(err).To(MatchError(ContainSubstring("AuthValue is not a string")))
+		}, SpecTimeout(10*time.Second))
 	})
 
 	When("the script returns nothing", func() {

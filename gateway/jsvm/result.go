@@ -53,6 +53,12 @@ func readResult(v *vm, out otto.Value) (*Result, error) {
 		return nil, decodeError(r.err)
 	}
 
+	top := reader{obj: o, path: "result"}
+	res.AuthValue = top.string("AuthValue")
+	if top.err != nil {
+		return nil, decodeError(top.err)
+	}
+
 	meta, err := v.stringify(o, "SessionMeta")
 	if err != nil {
 		return nil, decodeError(err)

@@ -110,17 +110,28 @@ func (t *step) Serve(c *chain.Call) bool {
 		return false
 	}
 	c.Key, c.KeyID, c.Session = key, id, st
+	return Admit(c, t.Events, t.AllowMasterKeys)
+}
+
+// Admit applies the checks every session passes, whoever found it (this
+// step, or a custom auth_check that returned it), to c.Session: inactive
+// keys are refused with 403 and expired ones with 401, both firing
+// KeyExpired; then the session must grant the API version (see allows).
+// A session without any access rights may call the API only with
+// allowAll. On a refusal Admit answers the request and returns false.
+func Admit(c *chain.Call, events chain.Publisher, allowAll bool) bool {
+	st := c.Session
 	if st.IsInactive {
-		t.fireKeyExpired(c, "Attempted access from inactive key.")
+		events.Publish(chain.KeyEvent(c, event.KeyExpired, "Attempted access from inactive key."))
 		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyInactive, chain.MsgKeyInactive)
 		return false
 	}
 	if st.Expired(c.Now) {
-		t.fireKeyExpired(c, "Attempted access from expired key.")
+		events.Publish(chain.KeyEvent(c, event.KeyExpired, "Attempted access from expired key."))
 		chain.WriteError(c.W, c.R, http.StatusUnauthorized, chain.CauseKeyExpired, chain.MsgKeyExpired)
 		return false
 	}
-	if !t.allows(st, c.API, c.Version) {
+	if !allows(st, c.API, c.Version, allowAll) {
 		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseKeyNotAuthorised, chain.MsgKeyNotAuthorised)
 		return false
 	}
@@ -130,12 +141,12 @@ func (t *step) Serve(c *chain.Call) bool {
 // allows applies access_rights as Tyk's AccessRightsCheck does: the API
 // must be listed; on a versioned API the version too, so an entry with no
 // versions grants none of them. A key without any access rights may call
-// every API only when allow_master_keys is on (Tyk lets it through
-// whenever it exists, though its control API creates none without that
-// setting).
-func (t *step) allows(st *session.State, api *apidef.APIDefinition, version string) bool {
+// every API only with allowAll: allow_master_keys for stored keys (Tyk lets
+// it through whenever it exists, though its control API creates none
+// without that setting).
+func allows(st *session.State, api *apidef.APIDefinition, version string, allowAll bool) bool {
 	if len(st.AccessRights) == 0 {
-		return t.AllowMasterKeys
+		return allowAll
 	}
 	ad, ok := st.AccessRights[api.APIID]
 	if !ok {
@@ -145,10 +156,4 @@ func (t *step) allows(st *session.State, api *apidef.APIDefinition, version stri
 		return true
 	}
 	return slices.Contains(ad.Versions, version)
-}
-
-// fireKeyExpired publishes a KeyExpired event; a full event queue drops it
-// rather than hold the request.
-func (t *step) fireKeyExpired(c *chain.Call, msg string) {
-	t.Events.Publish(chain.KeyEvent(c, event.KeyExpired, msg))
 }

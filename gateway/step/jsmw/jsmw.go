@@ -55,6 +55,9 @@ type Options struct {
 type Set struct {
 	prog  *jsvm.Program
 	steps map[string][]chain.Step
+	// authCheck is custom_middleware.auth_check when the API
+	// authenticates with it, else nil.
+	authCheck *middleware
 }
 
 // Steps are the middleware of hook, in order.
@@ -95,12 +98,19 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 		def  apidef.MiddlewareDefinition
 	}
 	var entries []entry
-	for _, h := range cm.Hooks() {
+	hooks := cm.Hooks()
+	if def.CustomAuth() && !def.UseKeylessAccess && !cm.AuthCheck.Disabled {
+		hooks = append(hooks, apidef.Hook{Name: apidef.HookAuthCheck, Defs: []apidef.MiddlewareDefinition{cm.AuthCheck}})
+	}
+	for _, h := range hooks {
 		for i, md := range h.Defs {
 			if md.Disabled {
 				continue
 			}
 			field := fmt.Sprintf("custom_middleware.%s[%d]", h.Name, i)
+			if h.Name == apidef.HookAuthCheck {
+				field = "custom_middleware.auth_check"
+			}
 			if md.Name == "" {
 				return nil, fmt.Errorf("%s.name: missing; name the middleware's global variable", field)
 			}
@@ -147,18 +157,46 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 	}
 	set := &Set{prog: prog, steps: map[string][]chain.Step{}}
 	for _, e := range entries {
-		set.steps[e.hook] = append(set.steps[e.hook], &middleware{
+		m := &middleware{
 			prog: prog, log: log, name: e.def.Name, hook: e.hook,
-			requireSession: e.def.RequireSession && e.hook != apidef.HookPre,
-		})
+			// pre and auth_check run before there is a session: Tyk
+			// gives them an empty one.
+			requireSession: e.def.RequireSession && e.hook != apidef.HookPre && e.hook != apidef.HookAuthCheck,
+		}
+		if e.hook == apidef.HookAuthCheck {
+			set.authCheck = m
+			continue
+		}
+		set.steps[e.hook] = append(set.steps[e.hook], m)
 	}
 	return set, nil
 }
 
 func (m *middleware) Serve(c *chain.Call) bool {
-	body, ok := c.Body(maxBody)
+	body, res, ok := m.run(c)
 	if !ok {
 		return false
+	}
+	if !apply(c, body, res.Request) {
+		return false
+	}
+	if m.requireSession && c.Session != nil && res.SessionMeta != nil && !reflect.DeepEqual(c.Session.MetaData, res.SessionMeta) {
+		if !c.SessionDirty {
+			c.MetaBefore = c.Session.MetaData
+		}
+		c.Session.MetaData = res.SessionMeta
+		c.SessionDirty = true
+	}
+	return true
+}
+
+// run runs the middleware on the request; on a failure it answers the
+// request with a 500 and returns false. body is the request body the
+// middleware was given.
+func (m *middleware) run(c *chain.Call) (body []byte, res *jsvm.Result, ok bool) {
+	body, ok = c.Body(maxBody)
+	if !ok {
+		return nil, nil, false
 	}
 	r := c.R
 	req := jsvm.Request{
@@ -197,19 +235,9 @@ func (m *middleware) Serve(c *chain.Call) bool {
 			log.Error("JS middleware failed", "error", err)
 			chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSError, chain.MsgJSError)
 		}
-		return false
+		return nil, nil, false
 	}
-	if !apply(c, body, res.Request) {
-		return false
-	}
-	if m.requireSession && c.Session != nil && res.SessionMeta != nil && !reflect.DeepEqual(c.Session.MetaData, res.SessionMeta) {
-		if !c.SessionDirty {
-			c.MetaBefore = c.Session.MetaData
-		}
-		c.Session.MetaData = res.SessionMeta
-		c.SessionDirty = true
-	}
-	return true
+	return body, res, true
 }
 
 // apply applies what JS middleware returned to the request, or answers the
