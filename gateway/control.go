@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -493,22 +494,52 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// controlListKeys serves GET /tyk/keys: the ids of every stored session,
-// as Tyk lists them ({"keys": [...]}). With hash_keys, only when
-// enable_hashed_keys_listing is on, as in Tyk.
+// controlListKeys serves GET /tyk/keys: the ids of the stored sessions,
+// as Tyk lists them ({"keys": [...]}): the keys themselves (a custom key
+// as its token), their hashes with hash_keys, which lists only when
+// enable_hashed_keys_listing is on. As in Tyk, ?filter=<org id> keeps the
+// keys of that org, legacy (org id + key id) and tokens, and ?api_id=
+// keeps the keys granting that API (or every API, as a key with no access
+// rights does under allow_master_keys); without hash_keys ?api_id needs
+// ?filter, and with hash_keys ?filter is ignored.
 func (g *Gateway) controlListKeys(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		chain.WriteControlError(w, http.StatusMethodNotAllowed, chain.CauseControlMethod, "Method not supported: use GET")
 		return
 	}
-	if g.cfg.HashKeys && !g.cfg.EnableHashedKeysListing {
-		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Hashed key listing is disabled in config (enable_hashed_keys_listing)")
+	q := r.URL.Query()
+	apiID := q.Get("api_id")
+	var prefixes []string
+	if g.cfg.HashKeys {
+		if !g.cfg.EnableHashedKeysListing {
+			chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Hashed key listing is disabled in config (enable_hashed_keys_listing)")
+			return
+		}
+	} else if filter := q.Get("filter"); filter != "" {
+		prefixes = []string{filter, session.OrgTokenPrefix(filter)}
+	} else if apiID != "" {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "The 'filter' parameter (Org ID) is required when filtering by 'api_id' in legacy mode")
 		return
 	}
-	ids, err := g.sessions.store.List(r.Context(), maxListedKeys)
+	ids, err := g.sessions.store.List(r.Context(), maxListedKeys, prefixes...)
 	if err != nil {
 		g.keyStoreOK(w, err, "")
 		return
+	}
+	if apiID != "" {
+		sessions, err := g.sessions.store.LoadEach(r.Context(), ids)
+		if err != nil {
+			g.keyStoreOK(w, err, "")
+			return
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool {
+			st, ok := sessions[id]
+			if !ok {
+				return true
+			}
+			_, granted := st.AccessRights[apiID]
+			return !granted && !(len(st.AccessRights) == 0 && g.cfg.AllowMasterKeys)
+		})
 	}
 	chain.WriteJSON(w, http.StatusOK, struct {
 		Keys []string `json:"keys"`

@@ -320,22 +320,38 @@ func (s *Store) Update(ctx context.Context, id string, change func(*State) bool)
 }
 
 // List returns the ids of the stored sessions, at most max, scanning every
-// master of a cluster.
-func (s *Store) List(ctx context.Context, max int) ([]string, error) {
+// master of a cluster. With prefixes, only the ids starting with one of
+// them, each listed once.
+func (s *Store) List(ctx context.Context, max int, prefixes ...string) ([]string, error) {
 	var (
-		mu  sync.Mutex
-		ids []string
+		mu   sync.Mutex
+		ids  []string
+		seen = map[string]bool{}
 	)
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, KeyPrefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			if len(ids) < max {
-				ids = append(ids, strings.TrimPrefix(iter.Val(), KeyPrefix))
-			}
-			mu.Unlock()
+	patterns := []string{KeyPrefix + "*"}
+	if len(prefixes) > 0 {
+		patterns = patterns[:0]
+		for _, p := range prefixes {
+			patterns = append(patterns, KeyPrefix+globEscaper.Replace(p)+"*")
 		}
-		return iter.Err()
+	}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		for _, pattern := range patterns {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				id := strings.TrimPrefix(iter.Val(), KeyPrefix)
+				mu.Lock()
+				if len(ids) < max && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+				mu.Unlock()
+			}
+			if err := iter.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	var err error
 	if cc, ok := s.client.(*redis.ClusterClient); ok {
@@ -351,4 +367,39 @@ func (s *Store) List(ctx context.Context, max int) ([]string, error) {
 		ids = []string{}
 	}
 	return ids, nil
+}
+
+// globEscaper makes a string match itself in a SCAN pattern.
+var globEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`)
+
+// loadBatch bounds the GETs LoadEach sends in one pipeline.
+const loadBatch = 500
+
+// LoadEach reads the sessions of ids, pipelined, and returns those that
+// are stored, by id; an id whose session is gone or unreadable is left out.
+func (s *Store) LoadEach(ctx context.Context, ids []string) (map[string]*State, error) {
+	out := make(map[string]*State, len(ids))
+	for start := 0; start < len(ids); start += loadBatch {
+		batch := ids[start:min(start+loadBatch, len(ids))]
+		cmds := make([]*redis.StringCmd, len(batch))
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range batch {
+				cmds[i] = p.Get(ctx, RedisKey(id))
+			}
+			return nil
+		})
+		for i, cmd := range cmds {
+			data, err := cmd.Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			if st, err := decodeState(data, batch[i]); err == nil {
+				out[batch[i]] = st
+			}
+		}
+	}
+	return out, nil
 }
