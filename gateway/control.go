@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,9 +151,11 @@ func (g *Gateway) controlAPIs(w http.ResponseWriter, r *http.Request, apiID stri
 	chain.WriteJSON(w, http.StatusOK, list)
 }
 
-// controlKey serves /tyk/keys/{key}. With ?hashed=true (any value, as in
-// Tyk) the path names the key's hash, as stored with hash_keys and returned
-// as key_hash, instead of the key.
+// controlKey serves /tyk/keys/{key}. A custom key is stored as Tyk stores
+// it, as the token of its org and name (see controlSaveKey), and is named
+// in the path either by that token or by its bare name (see locateKey).
+// With ?hashed=true (any value, as in Tyk) the path names the key's stored
+// id instead: its hash with hash_keys, as returned in key_hash.
 func (g *Gateway) controlKey(w http.ResponseWriter, r *http.Request, key string) {
 	if key == "" {
 		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Key not found")
@@ -169,30 +173,39 @@ func (g *Gateway) controlKey(w http.ResponseWriter, r *http.Request, key string)
 	}
 }
 
-// keyID is the stored name of the key in a control API path. A hash
-// without hash_keys is answered 400, as Tyk answers it.
-func (g *Gateway) keyID(w http.ResponseWriter, r *http.Request, key string) (string, bool) {
-	if r.URL.Query().Get("hashed") == "" {
-		return g.sessions.store.ID(key), true
+// locateKey finds the key a control API path names, as Tyk's
+// SessionDetail does for the org orgID: with ?hashed the path is the id
+// the session is stored under (the key's hash with hash_keys, the key
+// itself without); otherwise it is the key, or the bare name of a custom
+// key of orgID, which is stored as its token (see session.Store.Locate).
+// found.Key is the key Tyk answers: the token, or the id given by hash.
+func (g *Gateway) locateKey(ctx context.Context, r *http.Request, key, orgID string) (*session.State, session.Found, error) {
+	if r.URL.Query().Get("hashed") != "" {
+		st, err := g.sessions.store.Load(ctx, key)
+		return st, session.Found{Key: key, ID: key}, err
 	}
-	if !g.cfg.HashKeys {
-		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Key requested by hash but key hashing is not enabled")
-		return "", false
-	}
-	return key, true
+	return g.sessions.store.Locate(ctx, orgID, key)
 }
 
+// controlGetKey answers GET /tyk/keys/{key}. A custom key named by its bare
+// name is found for the org of the API ?api_id names, else for ?org_id, as
+// in Tyk; with neither, only by its token (or when it has no org).
 func (g *Gateway) controlGetKey(w http.ResponseWriter, r *http.Request, key string) {
-	id, ok := g.keyID(w, r, key)
-	if !ok {
+	q := r.URL.Query()
+	if q.Get("hashed") != "" && !g.cfg.HashKeys {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Key requested by hash but key hashing is not enabled")
 		return
 	}
-	st, err := g.sessions.store.Load(r.Context(), id)
-	if !g.keyStoreOK(w, err) {
+	orgID := q.Get("org_id")
+	if def := g.servedAPI(q.Get("api_id")); def != nil {
+		orgID = def.OrgID
+	}
+	st, found, err := g.locateKey(r.Context(), r, key, orgID)
+	if !g.keyStoreOK(w, err, "Key not found") {
 		return
 	}
 	if st.QuotaMax > 0 {
-		if q, err := g.quota.Peek(r.Context(), id, st.QuotaMax); err == nil {
+		if q, err := g.quota.Peek(r.Context(), found.ID, st.QuotaMax); err == nil {
 			st.QuotaRemaining = q.Remaining
 			if !q.Renews.IsZero() {
 				st.QuotaRenews = q.Renews.Unix()
@@ -202,13 +215,14 @@ func (g *Gateway) controlGetKey(w http.ResponseWriter, r *http.Request, key stri
 	chain.WriteJSON(w, http.StatusOK, st)
 }
 
-// keyStoreOK answers the error of a session read, if any.
-func (g *Gateway) keyStoreOK(w http.ResponseWriter, err error) bool {
+// keyStoreOK answers the error of a session read, if any: 404 with
+// notFound (Tyk's message differs by verb) or 503.
+func (g *Gateway) keyStoreOK(w http.ResponseWriter, err error, notFound string) bool {
 	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, session.ErrNotFound):
-		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Key not found")
+		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, notFound)
 	default:
 		g.log.Warn("control API: key store unavailable", "error", err)
 		chain.WriteControlError(w, http.StatusServiceUnavailable, chain.CauseStorageUnavailable, chain.MsgStorageUnavailable)
@@ -219,6 +233,13 @@ func (g *Gateway) keyStoreOK(w http.ResponseWriter, err error) bool {
 // controlSaveKey creates (POST) or updates (PUT) a key. Without
 // ?suppress_reset=1 the key's quota and rate-limit counters start afresh
 // and last_updated is set; with it the session is stored as given.
+//
+// A key is created as Tyk's generateToken makes it of the session's org_id
+// and the name in the path (a random one for /tyk/keys/create): with
+// hash_key_function, the token {"org","id","h"}; without, org_id + name,
+// which is the bare name for a session of no org. The reply's key is that
+// token, the key clients present. An update finds the key for the
+// session's org_id (see locateKey) and rewrites it where it is stored.
 func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key string, create bool) {
 	body, ok := readControlBody(w, r)
 	if !ok {
@@ -241,21 +262,24 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 			return
 		}
 	}
-	if key == "" && len(st.AccessRights) == 0 && !g.cfg.AllowMasterKeys {
+	if create && key == "" && len(st.AccessRights) == 0 && !g.cfg.AllowMasterKeys {
 		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "Failed to create key, keys must have at least one Access Rights record set.")
 		return
 	}
-	if key == "" {
-		var err error
-		key, err = g.sessions.store.GenerateKey(st.OrgID, "")
+	var (
+		found session.Found
+		old   *session.State
+	)
+	if create {
+		token, err := g.sessions.store.GenerateKey(st.OrgID, key)
 		if err != nil {
 			chain.WriteControlError(w, http.StatusInternalServerError, chain.CauseStorageUnavailable, "generating a key: "+err.Error())
 			return
 		}
-	}
-	id := g.sessions.store.ID(key)
-	if !create {
-		if id, ok = g.keyID(w, r, key); !ok {
+		found = session.Found{Key: token, ID: g.sessions.store.ID(token)}
+	} else {
+		var err error
+		if old, found, err = g.locateKey(r.Context(), r, key, st.OrgID); !g.keyStoreOK(w, err, "Key is not found") {
 			return
 		}
 	}
@@ -263,50 +287,52 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 	// none, an updated one keeps the expiry it had.
 	if st.Expires > 1 && g.now().After(time.Unix(st.Expires, 0)) {
 		st.Expires = 0
-		if !create {
-			if old, err := g.sessions.store.Load(r.Context(), id); err == nil {
-				st.Expires = old.Expires
-			}
+		if old != nil {
+			st.Expires = old.Expires
 		}
 	}
 	reset := r.URL.Query().Get("suppress_reset") != "1"
-	if err := g.saveKey(r.Context(), id, &st, reset, create); err != nil {
-		g.keyStoreOK(w, err)
+	if err := g.saveKey(r.Context(), found.ID, &st, reset, create); err != nil {
+		g.keyStoreOK(w, err, "Key is not found")
 		return
 	}
 	action := "modified"
 	if create {
 		action = "added"
 	}
-	reply := chain.ControlReply{Key: key, Status: "ok", Action: action}
-	if g.cfg.HashKeys {
-		reply.KeyHash = id
+	reply := chain.ControlReply{Key: found.Key, Status: "ok", Action: action}
+	if g.cfg.HashKeys && create {
+		reply.KeyHash = found.ID
 	}
 	chain.WriteJSON(w, http.StatusOK, reply)
 }
 
+// controlDeleteKey answers DELETE /tyk/keys/{key}: a custom key named by
+// its bare name is found for ?org_id (not ?api_id's org, as in Tyk).
+// ?hashed needs no hash_keys here, as in Tyk: without it the stored id is
+// the key itself.
 func (g *Gateway) controlDeleteKey(w http.ResponseWriter, r *http.Request, key string) {
-	id, ok := g.keyID(w, r, key)
-	if !ok {
+	_, found, err := g.locateKey(r.Context(), r, key, r.URL.Query().Get("org_id"))
+	if !g.keyStoreOK(w, err, "There is no such key found") {
 		return
 	}
-	found, err := g.sessions.store.Delete(r.Context(), id)
-	if !g.keyStoreOK(w, err) {
+	deleted, err := g.sessions.store.Delete(r.Context(), found.ID)
+	if !g.keyStoreOK(w, err, "There is no such key found") {
 		return
 	}
 	// The key's quota and rate-limit state go with it, as Tyk resets the
 	// quota on DELETE, so a key created again under the same name starts
 	// afresh.
-	if err := g.resetCounters(r.Context(), id); err != nil {
+	if err := g.resetCounters(r.Context(), found.ID); err != nil {
 		g.log.Warn("control API: a deleted key's quota and rate-limit state not reset", "error", err)
 	}
-	g.sessions.cache.Forget(id)
-	g.keyChanged(r.Context(), id)
-	if !found {
-		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Key not found")
+	g.sessions.cache.Forget(found.ID)
+	g.keyChanged(r.Context(), found.ID)
+	if !deleted {
+		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "There is no such key found")
 		return
 	}
-	chain.WriteJSON(w, http.StatusOK, chain.ControlReply{Key: key, Status: "ok", Action: "deleted"})
+	chain.WriteJSON(w, http.StatusOK, chain.ControlReply{Key: found.Key, Status: "ok", Action: "deleted"})
 }
 
 // administrator checks that r carries tyk.conf's secret in
@@ -468,22 +494,52 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// controlListKeys serves GET /tyk/keys: the ids of every stored session,
-// as Tyk lists them ({"keys": [...]}). With hash_keys, only when
-// enable_hashed_keys_listing is on, as in Tyk.
+// controlListKeys serves GET /tyk/keys: the ids of the stored sessions,
+// as Tyk lists them ({"keys": [...]}): the keys themselves (a custom key
+// as its token), their hashes with hash_keys, which lists only when
+// enable_hashed_keys_listing is on. As in Tyk, ?filter=<org id> keeps the
+// keys of that org, legacy (org id + key id) and tokens, and ?api_id=
+// keeps the keys granting that API (or every API, as a key with no access
+// rights does under allow_master_keys); without hash_keys ?api_id needs
+// ?filter, and with hash_keys ?filter is ignored.
 func (g *Gateway) controlListKeys(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		chain.WriteControlError(w, http.StatusMethodNotAllowed, chain.CauseControlMethod, "Method not supported: use GET")
 		return
 	}
-	if g.cfg.HashKeys && !g.cfg.EnableHashedKeysListing {
-		chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Hashed key listing is disabled in config (enable_hashed_keys_listing)")
+	q := r.URL.Query()
+	apiID := q.Get("api_id")
+	var prefixes []string
+	if g.cfg.HashKeys {
+		if !g.cfg.EnableHashedKeysListing {
+			chain.WriteControlError(w, http.StatusNotFound, chain.CauseControlNotFound, "Hashed key listing is disabled in config (enable_hashed_keys_listing)")
+			return
+		}
+	} else if filter := q.Get("filter"); filter != "" {
+		prefixes = []string{filter, session.OrgTokenPrefix(filter)}
+	} else if apiID != "" {
+		chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, "The 'filter' parameter (Org ID) is required when filtering by 'api_id' in legacy mode")
 		return
 	}
-	ids, err := g.sessions.store.List(r.Context(), maxListedKeys)
+	ids, err := g.sessions.store.List(r.Context(), maxListedKeys, prefixes...)
 	if err != nil {
-		g.keyStoreOK(w, err)
+		g.keyStoreOK(w, err, "")
 		return
+	}
+	if apiID != "" {
+		sessions, err := g.sessions.store.LoadEach(r.Context(), ids)
+		if err != nil {
+			g.keyStoreOK(w, err, "")
+			return
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool {
+			st, ok := sessions[id]
+			if !ok {
+				return true
+			}
+			_, granted := st.AccessRights[apiID]
+			return !granted && !(len(st.AccessRights) == 0 && g.cfg.AllowMasterKeys)
+		})
 	}
 	chain.WriteJSON(w, http.StatusOK, struct {
 		Keys []string `json:"keys"`

@@ -75,8 +75,8 @@ var _ = Describe("Key authentication", Label("auth"), func() {
 
 	When("the key's session has no access rights at all", func() {
 		It("answers 403, because allow_master_keys is off", func() {
-			env.SetKey("key-without-rights", `{"org_id": "org1"}`)
-			expectGatewayError(env.Get("/orders/", "Authorization", "key-without-rights"), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
+			key := env.SetKey("key-without-rights", `{"org_id": "org1"}`)
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseKeyNotAuthorised, "Access to this API has been disallowed")
 		})
 
 		It(`cannot be made by POST /tyk/keys/create: 400, as Tyk answers (mirrors Tyk TestKeyHandler "Create key": "Master keys should be disabled by default")`, func() {

@@ -105,6 +105,52 @@ var _ = Describe("Listing keys through the control API", Label("control", "tyk-m
 		Expect(resp.JSON()["keys"]).To(ConsistOf(key))
 	})
 
+	When("hash_keys is off and the store holds keys of two orgs", func() {
+		var env *specs.Env
+		var legacy, token, custom, other string
+		BeforeEach(func(ctx SpecContext) {
+			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")), specs.WithAPI(keyedAPI("billing", "/billing/")))
+			legacy = env.IssueKey(grantOfOrg("default", "orders"))
+			custom = env.SetKey("my-custom-key", grantOfOrg("default", "billing"))
+			other = env.IssueKey(grantOfOrg("wrong_org", "orders"))
+			// A token of the org, {"org":"default","id":"abc","h":"murmur64"},
+			// stored as a Tyk gateway with hash_key_function murmur64 stores it.
+			token = "eyJvcmciOiJkZWZhdWx0IiwiaWQiOiJhYmMiLCJoIjoibXVybXVyNjQifQ=="
+			Expect(env.Redis.Set(ctx, "apikey-"+token, grantOfOrg("default", "orders"), 0).Err()).To(Succeed())
+		})
+
+		It(`?filter=<org id> keeps the org's keys, legacy and tokens alike (mirrors Tyk TestKeyHandler "List keys" filter=orgID)`, func() {
+			resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys?filter=default", "")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.JSON()["keys"]).To(ConsistOf(legacy, custom, token))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys", "").JSON()["keys"]).To(ConsistOf(legacy, custom, token, other))
+		})
+
+		It(`?api_id with ?filter keeps the org's keys granting that API (mirrors "?api_id=test&filter=default" and "filter=wrong_org")`, func() {
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys?api_id=orders&filter=default", "").JSON()["keys"]).To(ConsistOf(legacy, token))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys?api_id=billing&filter=wrong_org", "").JSON()["keys"]).To(BeEmpty())
+		})
+
+		It("?api_id without ?filter answers 400, Tyk's message", func() {
+			resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys?api_id=orders", "")
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(resp.JSON()).To(HaveKeyWithValue("message", "The 'filter' parameter (Org ID) is required when filtering by 'api_id' in legacy mode"))
+		})
+	})
+
+	When("hash_keys and enable_hashed_keys_listing are on", func() {
+		It(`lists hashes, and ?api_id keeps those of keys granting that API (mirrors Tyk TestHashKeyHandler "get list of keys' hashes", API specified and wrong API)`, func() {
+			env := specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "hash_keys": true, "hash_key_function": "murmur64", "enable_hashed_keys_listing": true}`),
+				specs.WithAPI(keyedAPI("orders", "/orders/")))
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/keys/create", grantTo("orders"))
+			hash, _ := resp.JSON()["key_hash"].(string)
+			Expect(hash).To(HaveLen(16))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys", "").JSON()["keys"]).To(ConsistOf(hash))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys?api_id=orders", "").JSON()["keys"]).To(ConsistOf(hash))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys?api_id=wrong-api-id", "").JSON()["keys"]).To(BeEmpty())
+		})
+	})
+
 	It(`refuses with hash_keys unless enable_hashed_keys_listing is on: 404, Tyk's message`, func() {
 		env := specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "hash_keys": true, "hash_key_function": "sha256"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
 		resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys", "")

@@ -95,9 +95,10 @@ var _ = Describe("The control API under /tyk/", Label("control"), func() {
 			Expect(env.Control(env.Instance, http.MethodPut, "/tyk/keys/nope", grantTo("orders")).StatusCode).To(Equal(http.StatusNotFound))
 		})
 
-		It("POST stores a key of the caller's choosing", func() {
-			env.SetKey("my-own-key", grantTo("orders"))
-			Expect(env.Get("/orders/", "Authorization", "my-own-key").StatusCode).To(Equal(http.StatusOK))
+		It("POST stores a key of the caller's choosing, prefixed with the session's org_id as Tyk stores it", func() {
+			key := env.SetKey("my-own-key", grantTo("orders"))
+			Expect(key).To(Equal("org1my-own-key"))
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
 		})
 
 		It("DELETE removes the key and answers action deleted", func() {
@@ -107,8 +108,8 @@ var _ = Describe("The control API under /tyk/", Label("control"), func() {
 		})
 
 		It("keeps fields tollgate does not model when it rewrites a session", func() {
-			env.SetKey("rich", grantTo("orders", `"basic_auth_data": {"password": "x"}`))
-			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys/rich", "").JSON()).To(HaveKeyWithValue("basic_auth_data", HaveKeyWithValue("password", "x")))
+			key := env.SetKey("rich", grantTo("orders", `"basic_auth_data": {"password": "x"}`))
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys/"+key, "").JSON()).To(HaveKeyWithValue("basic_auth_data", HaveKeyWithValue("password", "x")))
 		})
 	})
 

@@ -358,11 +358,17 @@ func (e *Env) IssueKey(sessionJSON string) string {
 	return key
 }
 
-// SetKey stores a session under a key of the spec's choosing.
-func (e *Env) SetKey(key, sessionJSON string) {
+// SetKey creates a custom key: a session stored under a name of the
+// spec's choosing (POST /tyk/keys/{name}). It returns the key clients
+// present, which Tyk makes of the session's org_id and the name: org_id +
+// name without hash_key_function, the token {"org","id","h"} with one.
+func (e *Env) SetKey(name, sessionJSON string) string {
 	GinkgoHelper()
-	resp := e.Control(e.Instance, http.MethodPost, "/tyk/keys/"+key, sessionJSON)
+	resp := e.Control(e.Instance, http.MethodPost, "/tyk/keys/"+name, sessionJSON)
 	Expect(resp.StatusCode).To(Equal(http.StatusOK), resp.Body)
+	key, _ := resp.JSON()["key"].(string)
+	Expect(key).NotTo(BeEmpty())
+	return key
 }
 
 // Logs is everything the gateway logged so far.

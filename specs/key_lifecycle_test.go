@@ -35,11 +35,11 @@ var _ = Describe("Key lifecycle, as Tyk's tests describe it", Label("auth", "tyk
 	When("a key with a quota is deleted", func() {
 		It(`leaves no quota behind, so a key created again under its name starts afresh (mirrors Tyk TestKeyHandler_DeleteKeyWithQuota "Reset quota")`, func(ctx SpecContext) {
 			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
-			env.SetKey("reborn-key", grantTo("orders", `"quota_max": 1, "quota_renewal_rate": 3600`))
-			Expect(env.Get("/orders/", "Authorization", "reborn-key").StatusCode).To(Equal(http.StatusOK))
-			Expect(env.Redis.Exists(ctx, limit.QuotaKey("reborn-key")).Val()).To(BeEquivalentTo(1))
-			Expect(env.Control(env.Instance, http.MethodDelete, "/tyk/keys/reborn-key", "").StatusCode).To(Equal(http.StatusOK))
-			Expect(env.Redis.Exists(ctx, limit.QuotaKey("reborn-key")).Val()).To(BeZero())
+			key := env.SetKey("reborn-key", grantTo("orders", `"quota_max": 1, "quota_renewal_rate": 3600`))
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Redis.Exists(ctx, limit.QuotaKey(key)).Val()).To(BeEquivalentTo(1))
+			Expect(env.Control(env.Instance, http.MethodDelete, "/tyk/keys/"+key, "").StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Redis.Exists(ctx, limit.QuotaKey(key)).Val()).To(BeZero())
 		}, SpecTimeout(10*time.Second))
 	})
 

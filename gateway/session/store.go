@@ -113,11 +113,24 @@ func (s *Store) GenerateKey(orgID, keyID string) (string, error) {
 // Duplicates are listed once. A key equal to orgID has no custom-key
 // token (Tyk would try a random one).
 func (s *Store) Candidates(orgID, key string) []string {
+	ids, _ := s.candidates(orgID, key)
+	return ids
+}
+
+// candidates is Candidates with, beside each id, the key it is the ID of:
+// the name Tyk's SessionDetail reports as the session's KeyID.
+func (s *Store) candidates(orgID, key string) (ids, keys []string) {
 	if TokenOrg(key) == orgID {
-		return []string{s.ID(key)}
+		return []string{s.ID(key)}, []string{key}
 	}
-	ids := make([]string, 0, 2+len(s.opts.HashFunctionFallback))
-	add := func(function string) {
+	ids = make([]string, 0, 2+len(s.opts.HashFunctionFallback))
+	keys = make([]string, 0, cap(ids))
+	add := func(candidate string) {
+		if id := s.ID(candidate); !slices.Contains(ids, id) {
+			ids, keys = append(ids, id), append(keys, candidate)
+		}
+	}
+	addToken := func(function string) {
 		keyID := strings.TrimPrefix(key, orgID)
 		if s.opts.DisableKeyActionsByUsername || keyID == "" {
 			return
@@ -125,21 +138,14 @@ func (s *Store) Candidates(orgID, key string) []string {
 		// An unknown function is refused by Validate; Tyk would make a
 		// murmur64 token of it, and so does GenerateToken.
 		token, _ := GenerateToken(orgID, keyID, function)
-		ids = appendNew(ids, s.ID(token))
+		add(token)
 	}
-	add(s.opts.HashFunction)
-	ids = appendNew(ids, s.ID(key))
+	addToken(s.opts.HashFunction)
+	add(key)
 	for _, function := range s.opts.HashFunctionFallback {
-		add(function)
+		addToken(function)
 	}
-	return ids
-}
-
-func appendNew(ids []string, id string) []string {
-	if slices.Contains(ids, id) {
-		return ids
-	}
-	return append(ids, id)
+	return ids, keys
 }
 
 // Find loads the session of key presented to an API of orgID, trying the
@@ -152,7 +158,24 @@ func (s *Store) Find(ctx context.Context, orgID, key string) (*State, string, er
 	if len(key) < MinTokenLength(s.opts.MinTokenLength) {
 		return nil, "", ErrNotFound
 	}
-	ids := s.Candidates(orgID, key)
+	st, found, err := s.Locate(ctx, orgID, key)
+	return st, found.ID, err
+}
+
+// Found names where a session was found: Key is the key as Tyk stores it
+// (a custom key's token, say, when it was asked for by its bare name) and
+// ID is its ID, the name of the Redis key.
+type Found struct {
+	Key, ID string
+}
+
+// Locate finds the session of key for orgID as the control API does (Tyk's
+// SessionDetail): under the ids of Candidates, in order, whatever the key's
+// length. It reports the key the session is stored as, which the control
+// API answers and acts on: a custom key named by its bare name is its
+// token.
+func (s *Store) Locate(ctx context.Context, orgID, key string) (*State, Found, error) {
+	ids, keys := s.candidates(orgID, key)
 	cmds := make([]*redis.StringCmd, len(ids))
 	if len(ids) == 1 {
 		cmds[0] = s.client.Get(ctx, RedisKey(ids[0]))
@@ -175,15 +198,15 @@ func (s *Store) Find(ctx context.Context, orgID, key string) (*State, string, er
 			continue
 		case err != nil:
 			// An earlier id might hold the key: not knowing is not "not found".
-			return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return nil, Found{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		st, err := decodeState(data, ids[i])
 		if err != nil {
-			return nil, "", err
+			return nil, Found{}, err
 		}
-		return st, ids[i], nil
+		return st, Found{Key: keys[i], ID: ids[i]}, nil
 	}
-	return nil, "", ErrNotFound
+	return nil, Found{}, ErrNotFound
 }
 
 // RedisKey is the Redis key holding the session of the key whose ID is id.
@@ -297,22 +320,38 @@ func (s *Store) Update(ctx context.Context, id string, change func(*State) bool)
 }
 
 // List returns the ids of the stored sessions, at most max, scanning every
-// master of a cluster.
-func (s *Store) List(ctx context.Context, max int) ([]string, error) {
+// master of a cluster. With prefixes, only the ids starting with one of
+// them, each listed once.
+func (s *Store) List(ctx context.Context, max int, prefixes ...string) ([]string, error) {
 	var (
-		mu  sync.Mutex
-		ids []string
+		mu   sync.Mutex
+		ids  []string
+		seen = map[string]bool{}
 	)
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, KeyPrefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			mu.Lock()
-			if len(ids) < max {
-				ids = append(ids, strings.TrimPrefix(iter.Val(), KeyPrefix))
-			}
-			mu.Unlock()
+	patterns := []string{KeyPrefix + "*"}
+	if len(prefixes) > 0 {
+		patterns = patterns[:0]
+		for _, p := range prefixes {
+			patterns = append(patterns, KeyPrefix+globEscaper.Replace(p)+"*")
 		}
-		return iter.Err()
+	}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		for _, pattern := range patterns {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				id := strings.TrimPrefix(iter.Val(), KeyPrefix)
+				mu.Lock()
+				if len(ids) < max && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+				mu.Unlock()
+			}
+			if err := iter.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	var err error
 	if cc, ok := s.client.(*redis.ClusterClient); ok {
@@ -328,4 +367,39 @@ func (s *Store) List(ctx context.Context, max int) ([]string, error) {
 		ids = []string{}
 	}
 	return ids, nil
+}
+
+// globEscaper makes a string match itself in a SCAN pattern.
+var globEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`)
+
+// loadBatch bounds the GETs LoadEach sends in one pipeline.
+const loadBatch = 500
+
+// LoadEach reads the sessions of ids, pipelined, and returns those that
+// are stored, by id; an id whose session is gone or unreadable is left out.
+func (s *Store) LoadEach(ctx context.Context, ids []string) (map[string]*State, error) {
+	out := make(map[string]*State, len(ids))
+	for start := 0; start < len(ids); start += loadBatch {
+		batch := ids[start:min(start+loadBatch, len(ids))]
+		cmds := make([]*redis.StringCmd, len(batch))
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range batch {
+				cmds[i] = p.Get(ctx, RedisKey(id))
+			}
+			return nil
+		})
+		for i, cmd := range cmds {
+			data, err := cmd.Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+				continue
+			case err != nil:
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			if st, err := decodeState(data, batch[i]); err == nil {
+				out[batch[i]] = st
+			}
+		}
+	}
+	return out, nil
 }

@@ -243,3 +243,39 @@ var _ = Describe("Finding a key as Tyk authenticates it (Store.Find)", func() {
 			}, SpecTimeout(20*time.Second))
 	})
 })
+
+var _ = Describe("Finding a key as the control API names it (Store.Locate)", func() {
+	var env *Env
+
+	BeforeEach(func() {
+		env = NewEnv()
+	})
+
+	When("a custom key is named by its bare id", func() {
+		It("reports the token it is stored as, with that token's id", func(ctx SpecContext) {
+			env.StoreAsTyk("apikey-" + customMurmur64TokenHash)
+			store := env.NewStore(session.StoreOptions{HashKeys: true, HashFunction: "murmur64"})
+			_, found, err := store.Locate(ctx, orgID, customKey)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(found).To(Equal(session.Found{Key: customMurmur64Token, ID: customMurmur64TokenHash}))
+		}, SpecTimeout(10*time.Second))
+
+		It("reports the legacy key, org id + key id, with hash_keys off", func(ctx SpecContext) {
+			env.StoreAsTyk("apikey-" + customLegacyToken)
+			store := env.NewStore(session.StoreOptions{})
+			_, found, err := store.Locate(ctx, orgID, customKey)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(found).To(Equal(session.Found{Key: customLegacyToken, ID: customLegacyToken}))
+		}, SpecTimeout(10*time.Second))
+	})
+
+	When("the key is shorter than min_token_length", func() {
+		It("is still found: Tyk's SessionDetail has no minimum, only authentication does", func(ctx SpecContext) {
+			env.StoreAsTyk("apikey-ab")
+			store := env.NewStore(session.StoreOptions{})
+			_, found, err := store.Locate(ctx, "", "ab")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(found).To(Equal(session.Found{Key: "ab", ID: "ab"}))
+		}, SpecTimeout(10*time.Second))
+	})
+})

@@ -118,3 +118,11 @@ func TokenKeyID(key string) (string, error) {
 	}
 	return id, nil
 }
+
+// OrgTokenPrefix is how every token of orgID starts (see GenerateToken): the
+// base64 of `{"org":"<orgID>"` up to its last whole character, as Tyk's
+// key listing filters an org's tokens.
+func OrgTokenPrefix(orgID string) string {
+	b64 := base64.RawStdEncoding.EncodeToString([]byte(`{"org":"` + orgID + `"`))
+	return b64[:len(b64)-2]
+}

@@ -105,3 +105,17 @@ var _ = Describe("Reading a key as Tyk does", func() {
 		})
 	})
 })
+
+var _ = Describe("An org's token prefix (OrgTokenPrefix)", func() {
+	It("starts every token of the org, whatever its id and function", func() {
+		for _, token := range []string{murmur32Token, murmur64Token, murmur128Token, sha256Token, customMurmur64Token} {
+			Expect(token).To(HavePrefix(session.OrgTokenPrefix(orgID)))
+		}
+	})
+
+	It("starts no token of another org that shares the first characters of its id", func() {
+		other, err := session.GenerateToken(orgID[:len(orgID)-1], keyID, "murmur64")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(other).NotTo(HavePrefix(session.OrgTokenPrefix(orgID)))
+	})
+})

@@ -3,6 +3,7 @@ package seed
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -62,7 +63,7 @@ soakMix.NewProcessRequest(function(request, session) {
 `
 
 // mixAPI is the mix's API definition; %s is the path of mixJS.
-const mixAPI = `{"api_id": "` + MixAPIID + `", "name": "soak mix", "org_id": "******************000001", "active": true,
+const mixAPI = `{"api_id": "` + MixAPIID + `", "name": "soak mix", "org_id": "` + seedOrgID + `", "active": true,
   "auth": {"auth_header_name": "mix-key"},
   "proxy": {"listen_path": "/mix/", "target_url": "http://java/mix", "strip_listen_path": true},
   "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default"}}},
@@ -109,7 +110,9 @@ func (sc *Scenario) mixRequest(n int64) soak.Request {
 		sc.expiredSent.Add(1)
 		return soak.Request{Method: http.MethodGet, Path: "/mix/expired", Header: http.Header{"Mix-Key": {mixExpiredKey}}, Want: http.StatusUnauthorized}
 	case mixKeyDelete:
-		return soak.Request{Method: http.MethodDelete, Path: churned, Header: admin}
+		// The key is stored as its org's token, as Tyk stores a custom key;
+		// DELETE finds it from the bare name for the org ?org_id names.
+		return soak.Request{Method: http.MethodDelete, Path: churned + "?org_id=" + url.QueryEscape(seedOrgID), Header: admin}
 	default:
 		return soak.Request{Method: http.MethodGet, Path: "/debug/summary", Header: admin, Want: http.StatusOK}
 	}

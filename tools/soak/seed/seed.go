@@ -335,6 +335,9 @@ func (sc *Scenario) dialer() func(ctx context.Context, network, addr string) (ne
 	}
 }
 
+// seedOrgID is the org_id of the seed's API and of the keys it issues.
+const seedOrgID = "******************000001"
+
 // sessionFor is a session granting apiID (the versions listed), expiring
 // at expires.
 func sessionFor(apiID, name string, versions []string, expires int64) string {
@@ -343,7 +346,7 @@ func sessionFor(apiID, name string, versions []string, expires int64) string {
 	}
 	session, _ := json.Marshal(map[string]any{
 		"access_rights": map[string]any{apiID: map[string]any{"api_id": apiID, "api_name": name, "versions": versions}},
-		"org_id":        "******************000001",
+		"org_id":        seedOrgID,
 		"expires":       expires,
 	})
 	return string(session)
@@ -367,7 +370,7 @@ func (sc *Scenario) setKey(key, session string) error {
 func (sc *Scenario) storeExpiredKey(key string) error {
 	state, _ := json.Marshal(map[string]any{
 		"access_rights": map[string]any{APIID: map[string]any{"api_id": APIID, "api_name": "Security", "versions": []string{Version}}},
-		"org_id":        "******************000001",
+		"org_id":        seedOrgID,
 		"expires":       time.Now().Add(-time.Hour).Unix(),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
