@@ -189,7 +189,16 @@ func compile(spec Spec, sources []Source, cfg Config) (*Program, outcome, error)
 	defer p.vms.Delete(tmpl)
 	// The template never runs again, so an interrupt left pending after a
 	// late expiry does no harm; Copy does not copy the Interrupt channel.
-	out, err := p.guarded(context.Background(), v, func() error { return p.initTemplate(tmpl, sources) })
+	// tollgate's own wrapper loads outside the script's time and memory
+	// limits: a jsvm_timeout of a few milliseconds is the scripts' to use,
+	// and a busy machine must not fail every load with it.
+	if err := p.initCore(tmpl); err != nil {
+		return nil, outcome{}, err
+	}
+	out, err := p.guarded(context.Background(), v, func() error { return p.loadSources(tmpl, sources) })
+	if err == nil {
+		err = p.recordGlobals(tmpl)
+	}
 	switch {
 	case out.memory:
 		return nil, out, fmt.Errorf("%s: %w while the script loaded (heap %d MiB, limit %d MiB)",
@@ -204,9 +213,9 @@ func compile(spec Spec, sources []Source, cfg Config) (*Program, outcome, error)
 	return p, out, nil
 }
 
-// initTemplate loads the wrapper and the sources into tmpl and records the
-// global names they leave, the baseline every reused VM is reset to.
-func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
+// initCore loads tollgate's JS API (tyk.js and the native wrappers) into
+// tmpl.
+func (p *Program) initCore(tmpl *otto.Otto) error {
 	p.loading = "tyk.js"
 	if err := load(tmpl, "tyk.js", tykJS); err != nil {
 		return err
@@ -217,9 +226,12 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 	if err := p.hookDefine(tmpl); err != nil {
 		return err
 	}
-	if err := guardBuiltins(tmpl); err != nil {
-		return err
-	}
+	return guardBuiltins(tmpl)
+}
+
+// loadSources runs the middleware sources' top level in tmpl, which
+// initCore prepared.
+func (p *Program) loadSources(tmpl *otto.Otto, sources []Source) error {
 	for _, src := range sources {
 		file := src.File
 		if file == "" {
@@ -237,6 +249,12 @@ func (p *Program) initTemplate(tmpl *otto.Otto, sources []Source) error {
 		}
 		p.files[src.Name] = file
 	}
+	return nil
+}
+
+// recordGlobals records the global names the sources left in tmpl, the
+// baseline every reused VM is reset to.
+func (p *Program) recordGlobals(tmpl *otto.Otto) error {
 	names, err := tmpl.Run(builtinsJS + `[0].getOwnPropertyNames(this)`)
 	if err != nil {
 		return fmt.Errorf("listing globals: %w", err)
