@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	conf := fs.String("conf", "fixtures/demo/tyk.conf", "tyk.conf to serve")
 	port := fs.Int("port", 8080, "port the gateway listens on, in place of the tyk.conf's listen_port (0: any free port)")
-	upstreamAddr := fs.String("upstream", "127.0.0.1:8090", "where the echo upstream listens (the demo APIs' target_url)")
+	upstreamAddr := fs.String("upstream", "127.0.0.1:8090", "where the echo upstream listens: fixtures/demo's APIs send to 127.0.0.1:8090, so move it only with a -conf whose APIs follow")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	status := serve(ctx, stdout, stderr, log, srv, *conf, cfg.Secret, upstream.URL())
+	status := serve(ctx, stdout, stderr, log, srv, *conf, cfg.Secret, upstream.URL(), gw.Store().String())
 	fmt.Fprintln(stdout, "\nstopping: finishing requests in flight, then closing the gateway, its Redis store and the echo upstream...")
 	shutdown(srv.Shutdown)
 	shutdown(gw.Shutdown)
@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // serve creates the demo key, prints what to try and waits for ctx or for
 // the server to fail.
-func serve(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, srv *gateway.Server, conf, secret, upstream string) int {
+func serve(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, srv *gateway.Server, conf, secret, upstream, store string) int {
 	base := srv.URL()
 	key, err := createKey(ctx, base, secret)
 	if err != nil && ctx.Err() != nil {
@@ -112,7 +112,8 @@ func serve(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, srv 
 		return 1
 	}
 	fmt.Fprintf(stdout, `
-tollgate is serving %s on %s (echo upstream on %s). Try:
+tollgate is serving %s on %s (echo upstream on %s),
+with its keys in the %s. Try:
 
   curl -i %s/hello                  # health: pass or fail (details with the control API secret)
   curl -i '%s/echo/anything?x=1'    # proxied: the echo shows what the upstream received
@@ -127,7 +128,7 @@ tollgate is serving %s on %s (echo upstream on %s). Try:
                                     # another key, through the control API
 
 Ctrl-C stops it.
-`, conf, base, upstream, base, base, base, base, base, key, base, secret, demoKeyRequest, base)
+`, conf, base, upstream, store, base, base, base, base, base, key, base, secret, demoKeyRequest, base)
 
 	select {
 	case <-ctx.Done():
