@@ -48,12 +48,13 @@ cluster-down: ### stop the real Redis Cluster and remove its data
 	@tools/redis-cluster/cluster.sh down
 
 outline: ### write the spec tree as a Markdown document, docs/behaviour.md: a description of the gateway's behaviour
-	@echo "outline: compiling the suites for a dry run (about 2 min on a cold build cache, seconds when warm)..."; \
+	@echo "outline: compiling the suites for a dry run (about 2 min on a cold build cache, a minute when warm)..."; \
 	dir=$$(mktemp -d); \
 	{ $(GINKGO) --dry-run --succinct --no-color --output-dir=$$dir --json-report=report.json --silence-skips ./specs ./cluster ./gateway/... 2>&1; echo $$? > $$dir/status; } \
 		| tee $$dir/dry-run.log | sed -nE 's/^\[[0-9]+\] (.*) - ([0-9]+)\/[0-9]+ specs.*/outline: read \1: \2 specs/p'; \
 	[ "$$(cat $$dir/status)" = 0 ] || { cat $$dir/dry-run.log; exit 1; }; \
-	go run ./tools/outline $$dir/report.json > $$dir/behaviour.md && mv $$dir/behaviour.md docs/behaviour.md && \
+	{ echo '<!-- Written by `make outline` from the specs: change the specs, then run it again. -->'; echo; \
+	  go run ./tools/outline $$dir/report.json; } > $$dir/behaviour.md && mv $$dir/behaviour.md docs/behaviour.md && \
 	echo "outline: wrote docs/behaviour.md ($$(wc -l < docs/behaviour.md) lines)"
 
 lint: ### check formatting (gofmt) and vet the code (go vet)
