@@ -14,7 +14,7 @@ help: ### list the targets
 ARGS ?=
 
 run: ### build the demo into bin/demo and run it on fixtures/demo: embedded simulated Redis Cluster, echo upstream, 127.0.0.1:8080 (ARGS='-port 9090')
-	@echo "run: building tollgate's demo into bin/demo (about 40 s on a cold build cache, a second when warm)..."
+	@echo "run: building tollgate's demo into bin/demo (seconds with a warm build cache; minutes with a cold one, 12 measured on a busy 2-core machine)..."
 	@go build -o bin/demo ./tools/demo
 	@echo "run: bin/demo $(ARGS)"
 	@exec bin/demo $(ARGS)
@@ -24,7 +24,7 @@ run: ### build the demo into bin/demo and run it on fixtures/demo: embedded simu
 COLOR = $$([ -t 1 ] || echo --no-color)
 
 test: lint ### run every spec with the race detector and the leak guard, on simulated Redis Clusters
-	@echo "test: building every suite with the race detector (about 6 min on a cold build cache, under a minute when warm), then running them in parallel, suite by suite..."; \
+	@echo "test: building every suite with the race detector (minutes with a cold build cache, 16 measured on a busy 2-core machine; about a minute when warm), then running them in parallel, suite by suite..."; \
 	dir=$$(mktemp -d); \
 	$(GINKGO) $(SPEC_FLAGS) $(COLOR) --label-filter='!real-only' --skip-package=tools/bench --output-dir=$$dir --json-report=specs.json ./...; status=$$?; \
 	go run ./tools/outline -counts $$dir/specs.json; exit $$status

@@ -380,5 +380,12 @@ var _ = Describe("The tollgate binary", Label("slow"), Ordered, ContinueOnFailur
 			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
 			Expect(session.Err).To(gbytes.Say(`fixtures/seed/tyk.conf: storage.hosts`))
 		}, SpecTimeout(30*time.Second))
+
+		It("exits 2 naming --conf when the file does not exist", func(ctx SpecContext) {
+			session, err := gexec.Start(command(binary, "--conf", filepath.Join(GinkgoT().TempDir(), "tyk.conf")), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
+			Expect(session.Err).To(gbytes.Say(`--conf: .*tyk\.conf: no such file`))
+		}, SpecTimeout(30*time.Second))
 	})
 })

@@ -32,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -85,6 +86,10 @@ func run(args []string, stderr io.Writer) int {
 	storage.LogTo(log)
 
 	cfg, warnings, err := gateway.LoadConfig(*conf)
+	if errors.Is(err, iofs.ErrNotExist) {
+		fmt.Fprintf(stderr, "tollgate: --conf: %v (give the path of tyk.conf with --conf FILE)\n", err)
+		return exitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tollgate: %v\n", err)
 		return exitUsage
