@@ -60,7 +60,8 @@ outline: ### write the spec tree as a Markdown document, docs/behaviour.md: a de
 lint: ### check formatting (gofmt) and vet the code (go vet)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	go vet ./...
+	@echo "lint: go vet ./... (it compiles every package first: minutes with a cold build cache)"
+	@go vet ./...
 
 bench: ### benchmarks over loopback HTTP, each as median req/s and ratio to a bare httputil.ReverseProxy
 	@# Five rounds of every benchmark in turn, so a slow moment of the
