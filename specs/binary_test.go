@@ -153,6 +153,10 @@ var _ = Describe("The tollgate binary", Label("slow"), Ordered, ContinueOnFailur
 			Eventually(session.Err).WithContext(ctx).Should(gbytes.Say("tollgate is listening"))
 		}, NodeTimeout(30*time.Second))
 
+		It("says at start what it serves: the listen address, the store and each API's listen path", func() {
+			Expect(string(session.Err.Contents())).To(MatchRegexp(`tollgate is listening" addr=127\.0\.0\.1:\d+ store="embedded simulated Redis Cluster [^"]+" apis="held /held/"`))
+		})
+
 		It("serves /hello from its embedded cluster", func() {
 			Expect(string(session.Err.Contents())).To(ContainSubstring("embedded simulated Redis Cluster"))
 			status, _ := httpGet(base + "/hello")
@@ -331,12 +335,57 @@ var _ = Describe("The tollgate binary", Label("slow"), Ordered, ContinueOnFailur
 		}, NodeTimeout(10*time.Second))
 	})
 
+	When("its listen_port is taken by another process", func() {
+		It("exits 2, naming listen_port and the address", func(ctx SpecContext) {
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(taken.Close)
+			port := taken.Addr().(*net.TCPAddr).Port
+			dir := GinkgoT().TempDir()
+			Expect(os.Mkdir(filepath.Join(dir, "apps"), 0o700)).To(Succeed())
+			Expect(os.WriteFile(filepath.Join(dir, "tyk.conf"), []byte(fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %d, "app_path": "apps"}`, port)), 0o600)).To(Succeed())
+
+			session, err := gexec.Start(command(binary, "--conf", filepath.Join(dir, "tyk.conf")), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
+			Expect(session.Err).To(gbytes.Say(fmt.Sprintf(`listen_port: cannot listen on 127\.0\.0\.1:%d`, port)))
+		}, SpecTimeout(30*time.Second))
+	})
+
+	When("its tyk.conf names a storage port that is not a TCP port", func() {
+		It("exits 2, naming storage.port", func(ctx SpecContext) {
+			dir := GinkgoT().TempDir()
+			Expect(os.WriteFile(filepath.Join(dir, "tyk.conf"), []byte(`{"storage": {"host": "127.0.0.1", "port": 70000}}`), 0o600)).To(Succeed())
+
+			session, err := gexec.Start(command(binary, "--conf", filepath.Join(dir, "tyk.conf")), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
+			Expect(session.Err).To(gbytes.Say(`storage\.port: 70000`))
+		}, SpecTimeout(30*time.Second))
+	})
+
+	When("it is given an argument that is not a flag", func() {
+		It("exits 2 and says the configuration is given with --conf", func(ctx SpecContext) {
+			session, err := gexec.Start(command(binary, "tyk.conf"), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
+			Expect(session.Err).To(gbytes.Say(`unexpected argument "tyk.conf".*--conf`))
+		}, SpecTimeout(30*time.Second))
+	})
+
 	When("its tyk.conf cannot be loaded", func() {
 		It("exits 2 and says why, naming the file", func(ctx SpecContext) {
 			session, err := gexec.Start(command(binary, "--conf", "../fixtures/seed/tyk.conf"), GinkgoWriter, GinkgoWriter)
 			Expect(err).NotTo(HaveOccurred())
 			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
 			Expect(session.Err).To(gbytes.Say(`fixtures/seed/tyk.conf: storage.hosts`))
+		}, SpecTimeout(30*time.Second))
+
+		It("exits 2 naming --conf when the file does not exist", func(ctx SpecContext) {
+			session, err := gexec.Start(command(binary, "--conf", filepath.Join(GinkgoT().TempDir(), "tyk.conf")), GinkgoWriter, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(session).WithContext(ctx).Should(gexec.Exit(2))
+			Expect(session.Err).To(gbytes.Say(`--conf: .*tyk\.conf: no such file`))
 		}, SpecTimeout(30*time.Second))
 	})
 })

@@ -345,7 +345,7 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 		return nil, nil, err
 	}
 	if err := cfg.Storage.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("storage: %w", err)
+		return nil, nil, fmt.Errorf("storage.%w", err)
 	}
 	if err := ValidateDebugListen(cfg.DebugListen); err != nil {
 		return nil, nil, err

@@ -17,6 +17,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,19 +70,20 @@ func (c Config) RequestBudget() time.Duration {
 	return time.Duration(c.RequestTimeout * float64(time.Second))
 }
 
-// Validate reports settings that cannot describe a working store.
+// Validate reports settings that cannot describe a working store, each
+// error starting with the field it is about ("port: ...").
 func (c Config) Validate() error {
 	if c.Type != "" && c.Type != "redis" {
-		return fmt.Errorf("type %q is not supported; use \"redis\"", c.Type)
+		return fmt.Errorf("type: %q is not supported; use \"redis\"", c.Type)
 	}
 	if math.IsNaN(c.RequestTimeout) || c.RequestTimeout < 0 || c.RequestTimeout > 60 {
-		return fmt.Errorf("request_timeout %v is not a number of seconds from 0 to 60 (0 for the default, 1)", c.RequestTimeout)
+		return fmt.Errorf("request_timeout: %v is not a number of seconds from 0 to 60 (0 for the default, 1)", c.RequestTimeout)
 	}
 	if c.Timeout < 0 || c.Timeout > 3600 {
-		return fmt.Errorf("timeout %d is not a number of seconds from 0 to 3600 (0 for the default, 5)", c.Timeout)
+		return fmt.Errorf("timeout: %d is not a number of seconds from 0 to 3600 (0 for the default, 5)", c.Timeout)
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("port %d is out of range", c.Port)
+		return fmt.Errorf("port: %d is not a TCP port (1 to 65535)", c.Port)
 	}
 	for host, port := range c.Hosts {
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
@@ -94,10 +96,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.EnableCluster && c.Database != 0 {
-		return fmt.Errorf("database is %d, but a Redis Cluster has only database 0", c.Database)
+		return fmt.Errorf("database: %d, but a Redis Cluster has only database 0", c.Database)
 	}
 	if n := len(c.addresses()); n > 1 && !c.EnableCluster {
-		return fmt.Errorf("%d nodes are listed but enable_cluster is false: set enable_cluster for a Redis Cluster, or list one node", n)
+		return fmt.Errorf("enable_cluster: %d nodes are listed but enable_cluster is false: set enable_cluster for a Redis Cluster, or list one node", n)
 	}
 	return nil
 }
@@ -147,7 +149,7 @@ type Store struct {
 // now is reported by Ping (and /hello), and requests retry it later.
 func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+		return nil, fmt.Errorf("storage.%w", err)
 	}
 	timeout := time.Duration(cfg.Timeout) * time.Second
 	if timeout <= 0 {
@@ -212,6 +214,23 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 
 // Embedded is the simulated cluster Open started, or nil.
 func (s *Store) Embedded() *cluster.Cluster { return s.embedded }
+
+// String says what the store is, for a startup message: "Redis Cluster
+// 10.0.0.1:7000,10.0.0.2:7000", "Redis 10.0.0.1:6379", or the embedded
+// simulated cluster and its nodes.
+func (s *Store) String() string {
+	switch c := s.Client.(type) {
+	case *redis.ClusterClient:
+		addrs := strings.Join(c.Options().Addrs, ",")
+		if s.embedded != nil {
+			return "embedded simulated Redis Cluster " + addrs + " (in memory, lost on exit)"
+		}
+		return "Redis Cluster " + addrs
+	case *redis.Client:
+		return "Redis " + c.Options().Addr
+	}
+	return "Redis"
+}
 
 // Ping checks every master: for a cluster, each shard must answer.
 func (s *Store) Ping(ctx context.Context) error {

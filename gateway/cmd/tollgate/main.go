@@ -17,7 +17,10 @@
 //
 //	0  clean: every request finished, everything buffered is in Redis, every queued webhook was delivered
 //	1  serving failed (the listener stopped on its own), or closing failed otherwise
-//	2  bad flags or configuration; nothing was served
+//	2  bad flags or configuration, or the listen address could not be had
+//	   (another process holds the port, or the address is not this
+//	   machine's); nothing was served. The message names the flag or the
+//	   tyk.conf field.
 //	3  webhooks still queued or in flight at --webhook-grace were cut off (everything buffered is in Redis)
 //	4  requests still in flight at --grace were cut off (everything buffered is in Redis)
 //	5  buffered data could not be written to Redis (Redis refused it, or --flush passed); the log says how many records
@@ -29,13 +32,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tollgate/tollgate/gateway"
+	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/storage"
 )
 
@@ -63,6 +69,13 @@ func run(args []string, stderr io.Writer) int {
 	webhookGrace := fs.Duration("webhook-grace", gateway.DefaultWebhookLimit, "on shutdown, after the flush, how long queued webhooks may still be delivered before they are cut off")
 	debug := fs.Bool("debug", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitClean
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tollgate: unexpected argument %q: the configuration is given with --conf FILE\n", fs.Arg(0))
 		return exitUsage
 	}
 	level := slog.LevelInfo
@@ -73,6 +86,10 @@ func run(args []string, stderr io.Writer) int {
 	storage.LogTo(log)
 
 	cfg, warnings, err := gateway.LoadConfig(*conf)
+	if errors.Is(err, iofs.ErrNotExist) {
+		fmt.Fprintf(stderr, "tollgate: --conf: %v (give the path of tyk.conf with --conf FILE)\n", err)
+		return exitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tollgate: %v\n", err)
 		return exitUsage
@@ -89,10 +106,10 @@ func run(args []string, stderr io.Writer) int {
 	srv, err := gateway.Listen(cfg.ListenAddr(), gw, log, gateway.WithTimeouts(cfg))
 	if err != nil {
 		_ = gw.Shutdown(context.Background())
-		fmt.Fprintf(stderr, "tollgate: listening: %v\n", err)
-		return exitFailed
+		fmt.Fprintf(stderr, "tollgate: %s: cannot listen on %s: %v\n", listenField(err), cfg.ListenAddr(), err)
+		return exitUsage
 	}
-	log.Info("tollgate is listening", "addr", srv.Addr(), "apis", len(gw.APIs()))
+	log.Info("tollgate is listening", "addr", srv.Addr(), "store", gw.Store().String(), "apis", served(gw.APIs()))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -121,6 +138,29 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log.Info("tollgate stopped", "status", status)
 	return status
+}
+
+// listenField names the tyk.conf field to change when the gateway cannot
+// listen: the port when it is taken or privileged, else the address (not
+// this machine's, or a name that does not resolve).
+func listenField(err error) string {
+	if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+		return "listen_port"
+	}
+	return "listen_address"
+}
+
+// served lists the APIs for the startup message: "orders /orders/, echo
+// /echo/", or says that none is.
+func served(apis []*apidef.APIDefinition) string {
+	if len(apis) == 0 {
+		return "none (app_path has no active API definition that loads)"
+	}
+	list := make([]string, len(apis))
+	for i, a := range apis {
+		list[i] = a.APIID + " " + a.Proxy.ListenPath
+	}
+	return strings.Join(list, ", ")
 }
 
 // shutdownStatus is the exit status for what Gateway.Shutdown reported:
