@@ -272,6 +272,39 @@ var _ = Describe("The soak run", func() {
 			}, SpecTimeout(3*time.Minute))
 		})
 
+		When("issue 15's hostile inputs are mixed in (-hostile, as make soak-hostile runs it)", Label("limits-hostile"), func() {
+			It("answers each as its limit says, counted by kind, the seed's requests unharmed and nothing growing", func(ctx SpecContext) {
+				sc := startSeed(func(o *seed.Options) { o.Hostile = true })
+				cfg := shortRun(sc.Target(), sc.Sampler())
+				// One request in 500 is hostile, the 9 kinds in turn: 4,500
+				// requests send each once.
+				cfg.Requests = 4500
+				cfg.Thresholds.HeapMiBPer100k = 64 // as the seed scenario's own spec, for a short run
+				rep, err := soak.Run(ctx, cfg)
+				Expect(err).NotTo(HaveOccurred())
+				// The summary names a kind with %2e in it: it is an argument of
+				// the failure messages, not their format.
+
+				Expect(rep.Breaches).To(BeEmpty(), "%s", summary(rep))
+				By("sending each hostile input once, answered as wanted")
+				for _, kind := range seed.HostileKinds() {
+					Expect(rep.Kind(kind)).To(Equal(soak.KindCount{Kind: kind, Sent: 1}), "%s", summary(rep))
+				}
+				By("answering the seed's own requests as before: 45 expired keys, 112 preflights, the rest served")
+				Expect(rep.Statuses).To(Equal(map[int]int64{
+					http.StatusOK:                    4334 + 1, // the seed's, and the reload among hostile files
+					http.StatusNoContent:             112,
+					http.StatusUnauthorized:          45 + 1, // the seed's expired keys, and the webhook input's
+					http.StatusMovedPermanently:      2,      // dot segments, plain and encoded
+					http.StatusBadRequest:            3,      // the slow body, the deep body, the lower-case method
+					http.StatusRequestEntityTooLarge: 1,
+					http.StatusInternalServerError:   1, // the string-doubling middleware, at the memory limit
+				}), "%s", summary(rep))
+				Expect(rep.Notes).To(ContainElement(MatchRegexp(`hostile: slow bodies answered after \d`)), "%s", summary(rep))
+				Expect(rep.Of(soak.Goroutines).Delta()).To(BeNumerically("<=", soak.DefaultThresholds().GoroutineSlack), "%s", summary(rep))
+			}, SpecTimeout(3*time.Minute))
+		})
+
 		When("cache_all_safe_requests is turned on in a copy of the definition", func() {
 			It("answers repeated requests from the cache: the upstream sees each key and path once", func(ctx SpecContext) {
 				sc := startSeed(func(o *seed.Options) { o.CacheAllSafeRequests = true })

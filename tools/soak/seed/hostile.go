@@ -115,6 +115,9 @@ var hostileKinds = [hostileOps]string{
 	"hostile 9, FIFO, /dev/zero symlink, oversized definition, /tyk/reload (200 within 3s naming each)",
 }
 
+// HostileKinds are the Kind of each hostile input, in turn.
+func HostileKinds() []string { return hostileKinds[:] }
+
 // hostileJS is the issue's loop, as a pre middleware: every request to
 // /hostile-js/ runs it until the JS memory limit stops it.
 const hostileJS = `var soakHog = new TykJS.TykMiddleware.NewMiddleware({});
