@@ -59,6 +59,14 @@ const (
 // With GOGC=off or a large -concurrency, raise it.
 const HostileJSMemoryLimit = 128
 
+// hostileJSTimeout is jsvm_timeout in hostile mode, with or without the
+// mix (whose 1 s it replaces): long enough that the memory limit, not the
+// timeout, stops the string-doubling run on a machine busy with other
+// work (at a load of 16 on 2 cores, one run in three took past 1 s to
+// reach the limit). A run stopped by the timeout leaves its garbage
+// behind, and the seed's next JS runs find the heap past the limit.
+const hostileJSTimeout = 5 * time.Second
+
 // hostileReadTimeout is http_server_options.read_timeout in hostile mode;
 // it bounds the slow body on the scenario's timed listener only.
 const hostileReadTimeout = time.Second
@@ -217,6 +225,7 @@ func (sc *Scenario) startHostile(appDir string) error {
 // hostileConf adds the hostile mode's settings to tyk.conf.
 func hostileConf(conf map[string]any) {
 	conf["jsvm_memory_limit"] = HostileJSMemoryLimit
+	conf["jsvm_timeout"] = hostileJSTimeout.Seconds()
 	conf["http_server_options"] = map[string]any{"read_timeout": hostileReadTimeout.Seconds()}
 }
 
@@ -574,8 +583,8 @@ func (sc *Scenario) hostileNotes() []string {
 	}
 	hooks := sc.gw.WebhookDeliveries()
 	return []string{
-		fmt.Sprintf("hostile: one request in %d was a hostile input (jsvm_memory_limit %d MB, read_timeout %v): %s",
-			hostileEvery, HostileJSMemoryLimit, hostileReadTimeout, strings.Join(sent, ", ")),
+		fmt.Sprintf("hostile: one request in %d was a hostile input (jsvm_memory_limit %d MB, jsvm_timeout %v, read_timeout %v): %s",
+			hostileEvery, HostileJSMemoryLimit, hostileJSTimeout, hostileReadTimeout, strings.Join(sent, ", ")),
 		fmt.Sprintf("hostile: slow bodies answered after %s to %s; reloads among hostile files took at most %s; the answering target got its webhook at most %s after the event, while the hanging one held up to %d at once (%d arrived there); webhooks dropped in all: %d",
 			slowMin, ms(&h.slowCutMax), ms(&h.reloadMax), ms(&h.deliveryMax), h.stuck.heldMax.Load(), h.stuck.arrived.Load(), hooks.Dropped),
 	}

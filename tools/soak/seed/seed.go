@@ -219,7 +219,8 @@ func Start(o Options) (sc *Scenario, err error) {
 	// a Redis list no pump empties. enable_jsvm is the seed's value. The
 	// mix adds the debug endpoints and a JS timeout short enough for runs
 	// that spin to end within a second.
-	// The hostile mode adds jsvm_memory_limit and read_timeout.
+	// The hostile mode adds jsvm_memory_limit and read_timeout, and
+	// sets jsvm_timeout back to 5 s.
 	conf := map[string]any{"secret": sc.secret, "enable_jsvm": true, "template_path": "templates"}
 	if o.Mix {
 		conf["enable_http_profiler"] = true
