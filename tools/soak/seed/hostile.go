@@ -234,6 +234,10 @@ func (sc *Scenario) hostileRequest(n int64) soak.Request {
 	h := sc.hostile
 	kind := n % hostileOps
 	h.sent[kind].Add(1)
+	// The paths and file names it makes up repeat after churnKeys turns
+	// of every kind, so a long run does not mint names without end; an
+	// input of the same kind with the same name is minutes away.
+	turn := (n / hostileOps) % churnKeys
 	admin := http.Header{"X-Tyk-Authorization": {sc.secret}}
 	req := soak.Request{Kind: hostileKinds[kind]}
 	switch kind {
@@ -247,7 +251,7 @@ func (sc *Scenario) hostileRequest(n int64) soak.Request {
 		var got slowBodyResult
 		req.Send = func(ctx context.Context, _ string) (soak.Answer, error) {
 			var err error
-			got, err = sc.sendSlowBody(ctx, sc.keys[n%int64(len(sc.keys))])
+			got, err = sc.sendSlowBody(ctx, sc.keys[turn%int64(len(sc.keys))])
 			return got.answer, err
 		}
 		req.Check = func(a soak.Answer) error {
@@ -284,7 +288,7 @@ func (sc *Scenario) hostileRequest(n int64) soak.Request {
 				a   soak.Answer
 				err error
 			)
-			a, why, err = sc.sendStuckWebhook(ctx, base, n)
+			a, why, err = sc.sendStuckWebhook(ctx, base, turn)
 			return a, err
 		}
 		req.Check = func(soak.Answer) error { return why }
@@ -299,7 +303,7 @@ func (sc *Scenario) hostileRequest(n int64) soak.Request {
 				a   soak.Answer
 				err error
 			)
-			a, took, files, err = sc.reloadAmongHostileFiles(ctx, base, n)
+			a, took, files, err = sc.reloadAmongHostileFiles(ctx, base, turn)
 			return a, err
 		}
 		req.Check = func(a soak.Answer) error {
@@ -582,11 +586,14 @@ func (sc *Scenario) hostileNotes() []string {
 		slowMin = "-"
 	}
 	hooks := sc.gw.WebhookDeliveries()
+	js := sc.gw.JSStats(HostileJSAPIID)
 	return []string{
 		fmt.Sprintf("hostile: one request in %d was a hostile input (jsvm_memory_limit %d MB, jsvm_timeout %v, read_timeout %v): %s",
 			hostileEvery, HostileJSMemoryLimit, hostileJSTimeout, hostileReadTimeout, strings.Join(sent, ", ")),
 		fmt.Sprintf("hostile: slow bodies answered after %s to %s; reloads among hostile files took at most %s; the answering target got its webhook at most %s after the event, while the hanging one held up to %d at once (%d arrived there); webhooks dropped in all: %d",
 			slowMin, ms(&h.slowCutMax), ms(&h.reloadMax), ms(&h.deliveryMax), h.stuck.heldMax.Load(), h.stuck.arrived.Load(), hooks.Dropped),
+		fmt.Sprintf("hostile: since the last reload the doubling middleware ran %d times on %d VMs: %d stopped at the memory limit, %d timed out, %d VMs discarded, %d kept",
+			js.Runs, js.VMsCreated, js.MemoryStops, js.Timeouts, js.VMsDiscarded, js.Idle),
 	}
 }
 
