@@ -414,7 +414,10 @@ func (sc *Scenario) sendSlowBody(ctx context.Context, key string) (slowBodyResul
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(slowSlack))
 	_, err = io.Copy(io.Discard, br)
-	res.closed = err == nil // the gateway's end of it, not a deadline
+	// The gateway's end (EOF, or a reset if a byte of ours crossed its
+	// close), not this deadline.
+	var ne net.Error
+	res.closed = !errors.As(err, &ne) || !ne.Timeout()
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
