@@ -3,7 +3,7 @@
 GINKGO := go tool ginkgo
 SPEC_FLAGS := -r -p --randomize-all --fail-on-pending --fail-on-empty --race --trace --timeout=12m
 
-.PHONY: help run test test-real cluster-up cluster-down outline lint build bench soak
+.PHONY: help run test test-real cluster-up cluster-down outline lint build bench soak soak-hostile
 
 help: ### list the targets
 	@grep -E '^[a-z-]+:.*###' $(MAKEFILE_LIST) | sed -E 's/:.*### /\t/' | expand -t 14
@@ -71,6 +71,9 @@ bench: ### benchmarks over loopback HTTP, each as median req/s and ratio to a ba
 
 soak: ### soak the seed scenario, with reloads, key churn, JS errors, failing webhooks... mixed in, in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
 	go run ./tools/soak -duration 1m -mix
+
+soak-hostile: ### soak as make soak does for ten minutes, with issue 15's hostile inputs mixed in too, each checked against its limit (README, Limits)
+	go run ./tools/soak -duration 10m -mix -hostile
 
 build: ### build the tollgate binary into bin/
 	go build -o bin/tollgate ./gateway/cmd/tollgate

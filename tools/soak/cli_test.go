@@ -89,6 +89,7 @@ var _ = Describe("The soak command", func() {
 		Entry("a request flag for the seed scenario", []string{"-path", "/x"}, "-path applies to -url and -conf only"),
 		Entry("a pid for the seed scenario", []string{"-pid", "1"}, "-pid applies to -url only"),
 		Entry("a seed flag with -url", []string{"-url", "http://127.0.0.1:1", "-pid", "1", "-keys", "3"}, "-keys applies to the seed scenario only"),
+		Entry("the hostile inputs with -conf", []string{"-conf", "fixtures/demo/tyk.conf", "-hostile"}, "-hostile applies to the seed scenario only"),
 		Entry("a header without a colon", []string{"-url", "http://127.0.0.1:1", "-pid", "1", "-H", "nocolon"}, `invalid value "nocolon" for flag -H`),
 		Entry("a process that is not running", []string{"-url", "http://127.0.0.1:1", "-pid", "999999999"}, "-pid 999999999: reading RSS: open /proc/999999999/status"),
 		Entry("a seed folder that is not there", []string{"-seed-dir", "/nonexistent/seed"}, "-seed-dir /nonexistent/seed: seed: reading the seed API definition"),

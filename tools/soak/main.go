@@ -4,6 +4,7 @@
 //
 //	go run ./tools/soak                                   # the seed scenario in process, 1 minute
 //	go run ./tools/soak -mix                              # with reloads, key churn, JS errors... mixed in (make soak)
+//	go run ./tools/soak -duration 10m -mix -hostile       # and issue 15's hostile inputs (make soak-hostile)
 //	go run ./tools/soak -requests 1000000 -duration 20m   # a million requests
 //	go run ./tools/soak -conf my/tyk.conf -path /api/ -key-header x-key -key KEY
 //	go run ./tools/soak -url http://127.0.0.1:8080 -path /security/users/7 \
@@ -59,6 +60,7 @@ type options struct {
 	url, conf, seedDir string
 	keys               int
 	cacheAllSafe, mix  bool
+	hostile            bool
 	// The request of -url and -conf.
 	path, method, key, keyHeader string
 	headers                      headerFlag
@@ -112,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.keys, "keys", 16, "valid keys the seed scenario's requests take turns with, 1 to 10000 (seed scenario only)")
 	fs.BoolVar(&o.cacheAllSafe, "cache-all-safe", false, "turn on cache_all_safe_requests in a copy of the seed definition, so the response cache stores and hits (seed scenario only)")
 	fs.BoolVar(&o.mix, "mix", false, "mix into the seed's requests, one in 500, the rest of a gateway's life: group reloads received by a second gateway, keys created, updated and deleted, JS that throws or runs past jsvm_timeout, webhooks to a dead target, debug summaries (seed scenario only; make soak sets it)")
+	fs.BoolVar(&o.hostile, "hostile", false, "mix into the seed's requests, one in 500, the hostile inputs of issue 15, each checked against its limit: JS doubling a string (jsvm_memory_limit), a body a byte at a time (read_timeout), control API bodies too deep or too large, dot segments and a lower-case method, a webhook target that hangs, a FIFO, a /dev/zero symlink and an oversized definition around a reload (seed scenario only; make soak-hostile sets it)")
 	fs.StringVar(&o.path, "path", "/", "request path, with query (-url and -conf)")
 	fs.StringVar(&o.method, "method", http.MethodGet, "request method (-url and -conf)")
 	fs.StringVar(&o.key, "key", "", "API key sent in -key-header (-url and -conf)")
@@ -195,7 +198,7 @@ func (o *options) validate() error {
 			}
 		}
 	}
-	seedFlags := []string{"seed-dir", "keys", "cache-all-safe", "mix"}
+	seedFlags := []string{"seed-dir", "keys", "cache-all-safe", "mix", "hostile"}
 	requestFlags := []string{"path", "method", "key", "key-header", "H", "expect"}
 	remoteFlags := []string{"debug-url", "secret", "pid"}
 	switch {
@@ -396,7 +399,7 @@ func (o *options) setUp(ctx context.Context, log *slog.Logger) (soak.Target, soa
 		// cluster; its goroutines are Redis's, not the gateway's.
 		return soak.Target{Name: name, Handler: gw, Mix: soak.Repeat(o.request())}, soak.SelfExcept(seed.SimulatedRedis), gw.Shutdown, nil
 	default:
-		sc, err := seed.Start(seed.Options{Dir: o.seedDir, Keys: o.keys, CacheAllSafeRequests: o.cacheAllSafe, Mix: o.mix, Log: log})
+		sc, err := seed.Start(seed.Options{Dir: o.seedDir, Keys: o.keys, CacheAllSafeRequests: o.cacheAllSafe, Mix: o.mix, Hostile: o.hostile, Log: log})
 		if err != nil {
 			if !o.set["seed-dir"] {
 				err = fmt.Errorf("%w (run from the repository root, or give -seed-dir)", err)

@@ -25,6 +25,17 @@
 // API, a JS middleware that throws, one that runs past jsvm_timeout, a
 // KeyExpired webhook to a target that refuses connections, and a call to
 // the debug summary.
+//
+// With Options.Hostile, one request in 500 is instead one of the hostile
+// inputs of issue 15, in turn, each checked against the answer the
+// README's Limits table promises: a middleware doubling a string for ever
+// (stopped at jsvm_memory_limit: 500 js_memory_limit), a body sent a byte
+// at a time (cut at http_server_options.read_timeout, on a listener of the
+// same gateway that applies it), control API bodies nested too deep or too
+// large (400, 413), dot segments and a lower-case method (301, 400), a
+// webhook target that hangs while another API's webhook is delivered, and
+// a named pipe, a symlink to /dev/zero and an oversized definition in
+// app_path around a /tyk/reload that must still answer quickly.
 package seed
 
 import (
@@ -90,6 +101,12 @@ type Options struct {
 	// It adds an API of its own ("/mix/") and a second gateway that only
 	// receives notifications.
 	Mix bool
+	// Hostile mixes issue 15's hostile inputs into the requests (see the
+	// package documentation). It adds APIs of its own (/hostile-js/,
+	// /hostile-stuck/, /hostile-fine/), two webhook targets, a second
+	// listener of the gateway with http_server_options applied, and sets
+	// jsvm_memory_limit (HostileJSMemoryLimit).
+	Hostile bool
 	// Log receives the gateway's log. Default: discarded.
 	Log *slog.Logger
 }
@@ -107,6 +124,8 @@ type Scenario struct {
 	cacheOn  bool
 	mixOn    bool
 	secret   string
+	hostile  *hostile        // Hostile only
+	timed    *gateway.Server // the gateway with http_server_options applied (Hostile only)
 
 	webhooks       atomic.Int64 // received by the HTTPS target
 	expiredSent    atomic.Int64 // requests made with an expired key, the mix's included
@@ -148,7 +167,7 @@ func Start(o Options) (sc *Scenario, err error) {
 		}
 	}()
 	appDir := filepath.Join(dir, "apps")
-	if o.CacheAllSafeRequests || o.Mix {
+	if o.CacheAllSafeRequests || o.Mix || o.Hostile {
 		// A copy of the definition, changed or not, next to what the mix
 		// adds.
 		if sc.tempDir, err = os.MkdirTemp("", "tollgate-soak-seed-"); err != nil {
@@ -170,6 +189,11 @@ func Start(o Options) (sc *Scenario, err error) {
 	}
 	if o.Mix {
 		if err = writeMixAPI(sc.tempDir); err != nil {
+			return nil, err
+		}
+	}
+	if o.Hostile {
+		if err = sc.startHostile(sc.tempDir); err != nil {
 			return nil, err
 		}
 	}
@@ -195,12 +219,21 @@ func Start(o Options) (sc *Scenario, err error) {
 	// a Redis list no pump empties. enable_jsvm is the seed's value. The
 	// mix adds the debug endpoints and a JS timeout short enough for runs
 	// that spin to end within a second.
-	conf := fmt.Sprintf(`{"secret": %q, "enable_jsvm": true, "template_path": "templates"}`, sc.secret)
+	// The hostile mode adds jsvm_memory_limit and read_timeout, and
+	// sets jsvm_timeout back to 5 s.
+	conf := map[string]any{"secret": sc.secret, "enable_jsvm": true, "template_path": "templates"}
 	if o.Mix {
-		conf = fmt.Sprintf(`{"secret": %q, "enable_jsvm": true, "template_path": "templates", "enable_http_profiler": true, "jsvm_timeout": %g}`,
-			sc.secret, mixJSTimeout.Seconds())
+		conf["enable_http_profiler"] = true
+		conf["jsvm_timeout"] = mixJSTimeout.Seconds()
 	}
-	cfg, _, err := gateway.ParseConfig([]byte(conf))
+	if o.Hostile {
+		hostileConf(conf)
+	}
+	confJSON, err := json.Marshal(conf)
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	cfg, _, err := gateway.ParseConfig(confJSON)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
@@ -220,6 +253,18 @@ func Start(o Options) (sc *Scenario, err error) {
 	}
 	if !sc.serves(APIID) {
 		return nil, fmt.Errorf("seed: the gateway does not serve %s (api_id %s); its log says why", defPath, APIID)
+	}
+	if o.Hostile {
+		for _, id := range []string{HostileJSAPIID, HostileStuckAPIID, HostileFineAPIID} {
+			if !sc.serves(id) {
+				return nil, fmt.Errorf("seed: the gateway does not serve the hostile mode's API %s; its log says why", id)
+			}
+		}
+		// Run's listener applies no http_server_options; this one, on
+		// the same gateway, does, as the tollgate binary's.
+		if sc.timed, err = gateway.Listen("127.0.0.1:0", sc.gw, o.Log, gateway.WithTimeouts(cfg)); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
 	}
 	if o.Mix {
 		if !sc.serves(MixAPIID) {
@@ -255,6 +300,14 @@ func Start(o Options) (sc *Scenario, err error) {
 	}
 	if o.Mix {
 		if err = expireSoon(mixExpiredKey, MixAPIID, "soak mix", nil); err != nil {
+			return nil, err
+		}
+	}
+	if o.Hostile {
+		if err = expireSoon(hostileStuckKey, HostileStuckAPIID, "soak hostile stuck", nil); err != nil {
+			return nil, err
+		}
+		if err = expireSoon(hostileFineKey, HostileFineAPIID, "soak hostile fine", nil); err != nil {
 			return nil, err
 		}
 	}
@@ -320,6 +373,10 @@ func (sc *Scenario) dialer() func(ctx context.Context, network, addr string) (ne
 		"api":  sc.sink.Listener.Addr().String(),
 		// The mix's webhook target (mixDeadTarget) has no server: every
 		// delivery to it fails.
+	}
+	if sc.hostile != nil {
+		hosts[hostileStuckHost] = sc.hostile.stuck.Listener.Addr().String()
+		hosts[hostileFineHost] = sc.hostile.fine.Listener.Addr().String()
 	}
 	var d net.Dialer
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -426,6 +483,9 @@ const (
 // Request is the i-th request of the seed's users, or, with Mix, one of
 // the mix's operations.
 func (sc *Scenario) Request(i int64) soak.Request {
+	if sc.hostile != nil && i%hostileEvery == hostileSlot {
+		return sc.hostileRequest(i / hostileEvery)
+	}
 	if sc.mixOn && i%mixEvery == mixSlot {
 		return sc.mixRequest(i / mixEvery)
 	}
@@ -459,6 +519,9 @@ func (sc *Scenario) Request(i int64) soak.Request {
 // gateway's pooled idle connections (and their goroutines) are not counted
 // as growth.
 func (sc *Scenario) Quiesce(ctx context.Context) error {
+	if sc.hostile != nil {
+		defer sc.quiesceHostile()()
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -494,6 +557,9 @@ func (sc *Scenario) Notes() []string {
 	if sc.mixOn {
 		notes = append(notes, sc.mixNotes()...)
 	}
+	if sc.hostile != nil {
+		notes = append(notes, sc.hostileNotes()...)
+	}
 	return notes
 }
 
@@ -501,6 +567,13 @@ func (sc *Scenario) Notes() []string {
 // them. Requests should have stopped.
 func (sc *Scenario) Close(ctx context.Context) error {
 	var errs []error
+	if sc.timed != nil {
+		errs = append(errs, sc.timed.Shutdown(ctx))
+	}
+	if sc.hostile != nil && sc.hostile.stuck != nil {
+		// What the hanging target holds would hold Shutdown's webhooks.
+		sc.hostile.stuck.setReleased(true)
+	}
 	if sc.gw != nil {
 		errs = append(errs, sc.gw.Shutdown(ctx))
 	}
@@ -512,6 +585,9 @@ func (sc *Scenario) Close(ctx context.Context) error {
 	}
 	if sc.upstream != nil {
 		sc.upstream.Close()
+	}
+	if sc.hostile != nil {
+		errs = append(errs, sc.hostile.close())
 	}
 	if sc.cluster != nil {
 		sc.cluster.Close()

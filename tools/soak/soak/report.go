@@ -109,6 +109,9 @@ type Report struct {
 	// Unexpected counts answers whose status was not the Request's Want.
 	Unexpected      int64
 	FirstUnexpected string
+	// Kinds counts the requests that named their Kind, by kind, in the
+	// order of their names.
+	Kinds []KindCount
 	// Interrupted is true when the run's context ended before the load
 	// did; Abandoned counts the requests then given up in flight.
 	Interrupted bool
@@ -131,6 +134,43 @@ type Report struct {
 	Breaches []Breach
 	// Notes are the target's own lines (Target.Notes).
 	Notes []string
+}
+
+// KindCount is what became of the requests of one Kind.
+type KindCount struct {
+	Kind string
+	// Sent counts them; Unexpected those answered otherwise than they
+	// wanted, Errors those without an answer.
+	Sent, Unexpected, Errors    int64
+	FirstUnexpected, FirstError string
+}
+
+// add sums two counts of the same kind; k may be nil.
+func (k *KindCount) add(o *KindCount) *KindCount {
+	if k == nil {
+		c := *o
+		return &c
+	}
+	k.Sent += o.Sent
+	k.Unexpected += o.Unexpected
+	k.Errors += o.Errors
+	if k.FirstUnexpected == "" {
+		k.FirstUnexpected = o.FirstUnexpected
+	}
+	if k.FirstError == "" {
+		k.FirstError = o.FirstError
+	}
+	return k
+}
+
+// Kind is the count of the requests of kind, zero if none was sent.
+func (r *Report) Kind(kind string) KindCount {
+	for _, k := range r.Kinds {
+		if k.Kind == kind {
+			return k
+		}
+	}
+	return KindCount{Kind: kind}
 }
 
 // Failed reports whether a threshold was passed or requests failed.
@@ -189,6 +229,7 @@ func (r *runner) report(loadTime time.Duration, warmup int64) *Report {
 		FirstUnexpected: r.firstUnexpected,
 		Abandoned:       r.interrupted,
 		Samples:         slices.Clone(r.samples),
+		Kinds:           kindsByName(r.kinds),
 		Thresholds:      r.cfg.Thresholds,
 	}
 	base := slices.IndexFunc(rep.Samples, func(s Sample) bool { return s.Phase == PhaseBaseline })
@@ -219,6 +260,16 @@ func (r *runner) report(loadTime time.Duration, warmup int64) *Report {
 		rep.Growth = append(rep.Growth, g)
 	}
 	return rep
+}
+
+// kindsByName lists the counts in the order of their kinds' names.
+func kindsByName(kinds map[string]*KindCount) []KindCount {
+	var out []KindCount
+	for _, k := range kinds {
+		out = append(out, *k)
+	}
+	slices.SortFunc(out, func(a, b KindCount) int { return strings.Compare(a.Kind, b.Kind) })
+	return out
 }
 
 // FitSamples are the samples the least-squares fits use: those of the
@@ -349,6 +400,16 @@ func (r *Report) SummaryLines() []string {
 		st = append(st, "none")
 	}
 	add("statuses", "%s; no answer: %d; unexpected: %d", strings.Join(st, ", "), r.Errors, r.Unexpected)
+	for _, k := range r.Kinds {
+		line := fmt.Sprintf("%s: %d sent, %d as wanted", k.Kind, k.Sent, k.Sent-k.Unexpected-k.Errors)
+		if k.Unexpected > 0 {
+			line += fmt.Sprintf(", %d unexpected (first: %s)", k.Unexpected, k.FirstUnexpected)
+		}
+		if k.Errors > 0 {
+			line += fmt.Sprintf(", %d without an answer (first: %s)", k.Errors, k.FirstError)
+		}
+		add("kind", "%s", line)
+	}
 	if r.Interrupted {
 		add("interrupted", "the load was stopped before its end; %d requests in flight were given up", r.Abandoned)
 	}

@@ -55,7 +55,40 @@ type Request struct {
 	// Want is the status the request should get; 0 accepts any. Other
 	// statuses are counted as unexpected, and the run fails.
 	Want int
+	// Check, if set, is called with an answer whose status is Want (or
+	// any answer, when Want is 0): an error makes it unexpected too, the
+	// error describing it (a header or a body the answer must carry, a
+	// bound on how long it took). The body it sees is read up to
+	// MaxCheckedBody bytes.
+	Check func(Answer) error
+	// Kind, if set, names what the request is: the report counts the
+	// requests of each kind and how many of them went wrong
+	// (Report.Kinds).
+	Kind string
+	// Alone sends the request with no other request in flight: the load
+	// pauses around it as it does around a sample. For a request whose
+	// effect reaches every request in flight (one that stops every JS run
+	// in flight, say).
+	Alone bool
+	// Send, if set, makes the request in place of Run's client, for what
+	// Method, Path, Header and Body cannot say: a body sent a byte at a
+	// time, files changed around a request. base is the target's base URL.
+	// Its answer is checked with Want and Check as any other; an error
+	// counts as a request without an answer. It must return when ctx ends.
+	Send func(ctx context.Context, base string) (Answer, error)
 }
+
+// Answer is what a request got back.
+type Answer struct {
+	Status int
+	Header http.Header
+	// Body is read only for a Request with Check, up to MaxCheckedBody
+	// bytes.
+	Body []byte
+}
+
+// MaxCheckedBody bounds the part of a body a Request's Check sees.
+const MaxCheckedBody = 64 << 10
 
 // Mix returns the i-th request of a run (i counts from 0). It is called
 // from several goroutines at once.
@@ -237,7 +270,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("soak: %w", err)
 	}
 	cfg.setDefaults()
-	r := &runner{cfg: cfg, base: strings.TrimSuffix(cfg.Target.URL, "/"), statuses: map[int]int64{}}
+	r := &runner{cfg: cfg, base: strings.TrimSuffix(cfg.Target.URL, "/"), statuses: map[int]int64{}, kinds: map[string]*KindCount{}}
 	if cfg.Target.Handler != nil {
 		srv, err := gateway.Listen("127.0.0.1:0", cfg.Target.Handler, cfg.Log)
 		if err != nil {
@@ -257,7 +290,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		DisableCompression:  true,
 	}
 	defer r.transport.CloseIdleConnections()
-	r.client = &http.Client{Transport: r.transport, Timeout: cfg.Timeout}
+	// A redirect is the answer to check, not a request to make: a client
+	// that followed it would report the status of another request.
+	r.client = &http.Client{Transport: r.transport, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return r.run(ctx)
 }
 
@@ -277,6 +313,7 @@ type runner struct {
 	mu              sync.Mutex // guards what follows
 	samples         []Sample
 	statuses        map[int]int64
+	kinds           map[string]*KindCount
 	errs            int64
 	firstErr        string
 	unexpected      int64
@@ -361,6 +398,7 @@ func (r *runner) load(ctx context.Context, limit int64, deadline time.Time) time
 func (r *runner) sendLoop(ctx context.Context, limit int64, deadline time.Time) {
 	var (
 		statuses                      = map[int]int64{}
+		kinds                         = map[string]*KindCount{}
 		errs, unexpected, interrupted int64
 		firstErr, firstUnexpected     string
 	)
@@ -369,6 +407,9 @@ func (r *runner) sendLoop(ctx context.Context, limit int64, deadline time.Time) 
 		defer r.mu.Unlock()
 		for code, n := range statuses {
 			r.statuses[code] += n
+		}
+		for name, k := range kinds {
+			r.kinds[name] = r.kinds[name].add(k)
 		}
 		r.errs += errs
 		r.unexpected += unexpected
@@ -386,24 +427,53 @@ func (r *runner) sendLoop(ctx context.Context, limit int64, deadline time.Time) 
 			return
 		}
 		req := r.cfg.Target.Mix(i)
-		r.gate.RLock()
-		code, err := r.send(ctx, req)
-		r.gate.RUnlock()
-		switch {
-		case err != nil && ctx.Err() != nil:
+		if req.Alone {
+			r.gate.Lock()
+		} else {
+			r.gate.RLock()
+		}
+		ans, err := r.send(ctx, req)
+		if req.Alone {
+			r.gate.Unlock()
+		} else {
+			r.gate.RUnlock()
+		}
+		if err != nil && ctx.Err() != nil {
 			interrupted++
 			continue
-		case err != nil:
+		}
+		var kind *KindCount
+		if req.Kind != "" {
+			if kind = kinds[req.Kind]; kind == nil {
+				kind = &KindCount{Kind: req.Kind}
+				kinds[req.Kind] = kind
+			}
+			kind.Sent++
+		}
+		if err != nil {
 			errs++
 			if firstErr == "" {
 				firstErr = err.Error()
 			}
-		default:
-			statuses[code]++
-			if req.Want != 0 && code != req.Want {
-				unexpected++
-				if firstUnexpected == "" {
-					firstUnexpected = fmt.Sprintf("%s %s answered %d, want %d", req.Method, req.Path, code, req.Want)
+			if kind != nil {
+				kind.Errors++
+				if kind.FirstError == "" {
+					kind.FirstError = err.Error()
+				}
+			}
+			r.done.Add(1)
+			continue
+		}
+		statuses[ans.Status]++
+		if why := mismatch(req, ans); why != "" {
+			unexpected++
+			if firstUnexpected == "" {
+				firstUnexpected = why
+			}
+			if kind != nil {
+				kind.Unexpected++
+				if kind.FirstUnexpected == "" {
+					kind.FirstUnexpected = why
 				}
 			}
 		}
@@ -411,8 +481,28 @@ func (r *runner) sendLoop(ctx context.Context, limit int64, deadline time.Time) 
 	}
 }
 
+// mismatch says how ans differs from what req wants; "" when it does not.
+func mismatch(req Request, ans Answer) string {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if req.Want != 0 && ans.Status != req.Want {
+		return fmt.Sprintf("%s %s answered %d, want %d", method, req.Path, ans.Status, req.Want)
+	}
+	if req.Check != nil {
+		if err := req.Check(ans); err != nil {
+			return fmt.Sprintf("%s %s answered %d: %v", method, req.Path, ans.Status, err)
+		}
+	}
+	return ""
+}
+
 // send makes one request and reads its whole response.
-func (r *runner) send(ctx context.Context, req Request) (int, error) {
+func (r *runner) send(ctx context.Context, req Request) (Answer, error) {
+	if req.Send != nil {
+		return req.Send(ctx, r.base)
+	}
 	var body io.Reader
 	if req.Body != "" {
 		body = strings.NewReader(req.Body)
@@ -423,20 +513,26 @@ func (r *runner) send(ctx context.Context, req Request) (int, error) {
 	}
 	hreq, err := http.NewRequestWithContext(ctx, method, r.base+req.Path, body)
 	if err != nil {
-		return 0, err
+		return Answer{}, err
 	}
 	if req.Header != nil {
 		hreq.Header = req.Header.Clone()
 	}
 	resp, err := r.client.Do(hreq)
 	if err != nil {
-		return 0, err
+		return Answer{}, err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return 0, fmt.Errorf("%s %s: reading the response: %w", method, req.Path, err)
+	ans := Answer{Status: resp.StatusCode, Header: resp.Header}
+	if req.Check != nil {
+		if ans.Body, err = io.ReadAll(io.LimitReader(resp.Body, MaxCheckedBody)); err != nil {
+			return Answer{}, fmt.Errorf("%s %s: reading the response: %w", method, req.Path, err)
+		}
 	}
-	return resp.StatusCode, nil
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return Answer{}, fmt.Errorf("%s %s: reading the response: %w", method, req.Path, err)
+	}
+	return ans, nil
 }
 
 // sampleEvery reads the sampler every Interval, until the returned stop is
