@@ -23,6 +23,9 @@ func GCRAKey(id string) string { return windowPrefix + id + gcraSuffix }
 // that the nanosecond arithmetic stays exact in Lua's doubles even for a
 // key allowed a hundred million requests a second.
 //
+// The key lives a second longer than it matters, so that a gateway whose
+// clock lags the store's a little still finds it.
+//
 // KEYS[1] the state; ARGV: now's seconds, now's nanoseconds, the emission
 // interval (per/rate) in nanoseconds, the burst (rate). It answers {allowed
 // (1 or 0), remaining, reset (ns until the full burst is available again),
@@ -53,7 +56,7 @@ end
 local t = now_ns + new_ahead
 local carry = math.floor(t / 1e9)
 redis.call("SET", KEYS[1], string.format("%.0f %.3f", now_s + carry, t - carry * 1e9),
-  "PX", math.max(math.ceil(new_ahead / 1e6), 1))
+  "PX", math.ceil(new_ahead / 1e6) + 1000)
 return {1, math.floor(-allow_at / interval), string.format("%.0f", new_ahead), "0"}
 `)
 
