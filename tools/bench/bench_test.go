@@ -16,6 +16,10 @@
 // stops when it exits; skipped when redis-server is not installed) and
 // "cluster" (the real Redis Cluster named by TOLLGATE_REDIS_CLUSTER, as
 // make bench sets it while make cluster-up's cluster answers).
+//
+// TOLLGATE_BENCH_LIMITER adds tyk.conf fields to the keyed benchmark, to
+// compare the rate limiters: for example
+// TOLLGATE_BENCH_LIMITER=', "enable_redis_rolling_limiter": true'.
 package bench
 
 import (
@@ -183,7 +187,7 @@ func BenchmarkAuthRateLimitQuota(b *testing.B) {
 		_, url := startGatewayOn(b, st, `{"api_id": "a", "active": true,
 		  "auth": {"auth_header_name": "x-key"},
 		  "enable_non_transactional_rate_limiter": true,
-		  "proxy": {"listen_path": "/a/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{"secret": "bench"`+os.Getenv("BENCH_CONF")+`}`)
+		  "proxy": {"listen_path": "/a/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{"secret": "bench"`+os.Getenv("TOLLGATE_BENCH_LIMITER")+`}`)
 		keys := createKeys(b, url, 256, `{"access_rights": {"a": {"api_id": "a"}}, "rate": 100000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`)
 		load(b, url+"/a/", func(worker int) http.Header {
 			return http.Header{"X-Key": {keys[worker%len(keys)]}}
