@@ -65,7 +65,7 @@ var _ = Describe("Choosing the rate limiter", Label("limits", "ratelimit"), func
 			Expect(statuses(env.Instance, 2)).To(Equal([]int{ok, limited}))
 		})
 
-		It("keeps one key per API key in Redis, rate-limit-<key>.gcra, however busy the key", func(ctx SpecContext) {
+		It("keeps one key per API key in Redis, rate-limit-{quota-<key>}.gcra, however busy the key", func(ctx SpecContext) {
 			statuses(env.Instance, 5)
 			Expect(env.Redis.Exists(ctx, limit.GCRAKey(key)).Val()).To(Equal(int64(1)))
 			Expect(env.Redis.Exists(ctx, limit.WindowKey(key)).Val()).To(BeZero(), "no sliding log")
@@ -108,7 +108,7 @@ var _ = Describe("Choosing the rate limiter", Label("limits", "ratelimit"), func
 			Expect(statuses(env.Instance, 3)).To(Equal([]int{ok, ok, limited}))
 		})
 
-		It("counts in Redis under rate-limit-<key>.fixed", func(ctx SpecContext) {
+		It("counts in Redis under rate-limit-{quota-<key>}.fixed", func(ctx SpecContext) {
 			statuses(env.Instance, 2)
 			Expect(env.Redis.Get(ctx, limit.FixedWindowKey(key)).Val()).To(Equal("2"))
 		}, SpecTimeout(5*time.Second))

@@ -74,7 +74,7 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
 		})
 
-		It("keeps the key's state in Redis under rate-limit-<key>.gcra", func(ctx SpecContext) {
+		It("keeps the key's state in Redis under rate-limit-{quota-<key>}.gcra, in the quota's hash slot", func(ctx SpecContext) {
 			callOrders(env.Instance)
 			Expect(env.Redis.Exists(ctx, limit.GCRAKey(key)).Val()).To(Equal(int64(1)))
 		}, SpecTimeout(5*time.Second))

@@ -10,8 +10,9 @@ import (
 const fixedSuffix = ".fixed"
 
 // FixedWindowKey is the Redis key counting id's requests in the current
-// fixed window.
-func FixedWindowKey(id string) string { return windowPrefix + id + fixedSuffix }
+// fixed window, rate-limit-{quota-<id>}.fixed: in the quota's hash slot,
+// like GCRAKey.
+func FixedWindowKey(id string) string { return besideQuota(id, fixedSuffix) }
 
 // FixedWindow is Tyk's fixed window rate limiter
 // (enable_fixed_window_rate_limiter): a counter per id that the first

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,8 +13,23 @@ import (
 const gcraSuffix = ".gcra"
 
 // GCRAKey is the Redis key of id's GCRA state: the theoretical arrival
-// time of its next request.
-func GCRAKey(id string) string { return windowPrefix + id + gcraSuffix }
+// time of its next request. It lives in QuotaKey(id)'s hash slot (see
+// besideQuota), rate-limit-{quota-<id>}.gcra.
+func GCRAKey(id string) string { return besideQuota(id, gcraSuffix) }
+
+// besideQuota names id's key with suffix so that it hashes to the slot of
+// QuotaKey(id): the rate limit and the quota of a request then go to one
+// node of a cluster in one pipeline, instead of two nodes. An id with
+// braces of its own keeps them, as Tyk's key names do, and gets
+// rate-limit-<id><suffix>: the same hash tag as its quota key when id holds
+// one, a slot of its own otherwise. Nothing depends on the two sharing a
+// slot but speed.
+func besideQuota(id, suffix string) string {
+	if strings.ContainsAny(id, "{}") {
+		return windowPrefix + id + suffix
+	}
+	return windowPrefix + "{" + QuotaKey(id) + "}" + suffix
+}
 
 // gcraScript is go-redis/redis_rate's allowN (itself rwz/redis-gcra's
 // perform_gcra_ratelimit.lua) for a cost of one, with two changes: the time

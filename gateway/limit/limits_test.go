@@ -179,7 +179,7 @@ var _ = Describe("Fixed window rate limit (enable_fixed_window_rate_limiter)", L
 		Expect(HammerLimits(ctx, limits, id, 10, r)).To(Equal(3))
 	}, SpecTimeout(10*time.Second))
 
-	It("counts in one key per id, rate-limit-<id>.fixed, whatever the rate", func(ctx SpecContext) {
+	It("counts in one key per id, rate-limit-{quota-<id>}.fixed, whatever the rate", func(ctx SpecContext) {
 		HammerLimits(ctx, limits, id, 300, limit.Rate{Rate: 100_000_000, Per: time.Second})
 		Expect(env.StoredKeys()).To(ConsistOf(limit.FixedWindowKey(id)))
 		Expect(env.Stored(limit.FixedWindowKey(id))).To(Equal("300"))
@@ -268,8 +268,15 @@ var _ = Describe("Rate limit and quota in one round trip", Label("limits", "quot
 				Expect(env.Stored(limit.QuotaKey(id))).To(Equal("2"), "the two allowed requests")
 			}, SpecTimeout(10*time.Second))
 
+			It("keeps the rate limit's key in the quota's hash slot, so that both go to one node", func(ctx SpecContext) {
+				Expect(slotOf(ctx, env, limit.GCRAKey(id))).To(Equal(slotOf(ctx, env, limit.QuotaKey(id))))
+				Expect(slotOf(ctx, env, limit.FixedWindowKey(id))).To(Equal(slotOf(ctx, env, limit.QuotaKey(id))))
+			}, SpecTimeout(10*time.Second))
+
 			It("decides the rate limit even when the quota's node is down", specs.SimulatedOnly("kills a simulated node"), func(ctx SpecContext) {
-				other := "key-hash-apart"
+				// An id with braces of its own keeps its keys' names as
+				// they are, so its rate limit and quota may be apart.
+				other := "key{}apart"
 				for env.Cluster.NodeForKey(limit.QuotaKey(other)) == env.Cluster.NodeForKey(limit.GCRAKey(other)) ||
 					env.Cluster.NodeForKey(limit.QuotaKey(other)) == env.Cluster.NodeForKey(limit.FixedWindowKey(other)) {
 					other += "-"
@@ -282,6 +289,14 @@ var _ = Describe("Rate limit and quota in one round trip", Label("limits", "quot
 			}, SpecTimeout(10*time.Second))
 		})
 	}
+
+	When("the id has a hash tag of its own", func() {
+		It("keeps it, so the rate limit's key still shares the quota's slot", func(ctx SpecContext) {
+			tagged := "user{42}"
+			Expect(limit.GCRAKey(tagged)).To(Equal("rate-limit-user{42}.gcra"))
+			Expect(slotOf(ctx, env, limit.GCRAKey(tagged))).To(Equal(slotOf(ctx, env, limit.QuotaKey(tagged))))
+		}, SpecTimeout(10*time.Second))
+	})
 
 	When("the rate limiter is the rolling log", func() {
 		It("leaves the quota to the caller: the log keeps its own MULTI/EXEC", func(ctx SpecContext) {
@@ -301,3 +316,11 @@ var _ = Describe("Rate limit and quota in one round trip", Label("limits", "quot
 		}, SpecTimeout(10*time.Second))
 	})
 })
+
+// slotOf is key's hash slot, as the store computes it.
+func slotOf(ctx context.Context, env *Env, key string) int64 {
+	GinkgoHelper()
+	slot, err := env.Client.ClusterKeySlot(ctx, key).Result()
+	Expect(err).NotTo(HaveOccurred())
+	return slot
+}
