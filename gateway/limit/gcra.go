@@ -127,7 +127,7 @@ func (g *GCRA) queue(ctx context.Context, pipe redis.Pipeliner, id string, limit
 	args := []any{now.Unix(), now.Nanosecond(), strconv.FormatFloat(float64(per)/float64(limit), 'f', 3, 64), limit}
 	cmd := gcraScript.EvalSha(ctx, pipe, keys, args...)
 	return func(ctx context.Context) (Decision, error) {
-		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			cmd = gcraScript.Eval(ctx, g.client, keys, args...)
 		}
 		return gcraDecision(cmd, limit)
