@@ -65,10 +65,12 @@ func (s *step) Serve(c *chain.Call) bool {
 		return true
 	}
 	d := o.Rate
+	// Set by their canonical names: Header.Set would canonicalise
+	// "X-RateLimit-…" into a new string on every request.
 	h := c.W.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10))
+	h[limitHeaders[0]] = []string{strconv.Itoa(d.Limit)}
+	h[limitHeaders[1]] = []string{strconv.Itoa(d.Remaining)}
+	h[limitHeaders[2]] = []string{strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10)}
 	if !d.Allowed {
 		if o.QuotaCounted && o.QuotaErr == nil {
 			ctx, cancel := c.StoreContext()
@@ -85,7 +87,8 @@ func (s *step) Serve(c *chain.Call) bool {
 	return true
 }
 
-// limitHeaders are the headers this step sets.
+// limitHeaders are the headers this step sets (X-RateLimit-Limit,
+// -Remaining and -Reset), canonical.
 var limitHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
 
 // isLimitHeader tells the headers this step sets.
