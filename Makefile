@@ -63,11 +63,13 @@ lint: ### check formatting (gofmt) and vet the code (go vet)
 	@echo "lint: go vet ./... (it compiles every package first: minutes with a cold build cache)"
 	@go vet ./...
 
-bench: ### benchmarks over loopback HTTP, each as median req/s and ratio to a bare httputil.ReverseProxy
+bench: ### benchmarks over loopback HTTP on each store (simulated cluster, a redis-server it starts, the real cluster if up), as median req/s, ratio to a bare httputil.ReverseProxy, p50 and p99
 	@# Five rounds of every benchmark in turn, so a slow moment of the
-	@# machine hits all of them alike instead of one benchmark's runs.
+	@# machine hits all of them alike instead of one benchmark's runs. The
+	@# real cluster is measured when make cluster-up's answers.
 	@bin=$$(mktemp -d)/bench.test; go test -c -o $$bin ./tools/bench && \
-	cd tools/bench && for round in 1 2 3 4 5; do $$bin -test.run '^$$' -test.bench . -test.benchtime 3000x; done | go run ./summary
+	if redis-cli -p 7000 cluster info 2>/dev/null | grep -q cluster_state:ok; then export TOLLGATE_REDIS_CLUSTER=$$(tools/redis-cluster/cluster.sh addrs); fi; \
+	cd tools/bench && for round in 1 2 3 4 5; do $$bin -test.run '^$$' -test.bench '^Benchmark(Baseline|Keyless|AuthRateLimitQuota|Seed|Cache)' -test.benchtime 3000x -test.timeout 10m; done | go run ./summary
 
 soak: ### soak the seed scenario, with reloads, key churn, JS errors, failing webhooks... mixed in, in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
 	go run ./tools/soak -duration 1m -mix

@@ -208,8 +208,8 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	}
 	g.events = event.NewBus(event.Options{})
 	g.lanes = event.NewLanes()
-	g.limiters = newLimiters(g.store.Client, cfg, g.now)
 	g.quota = limit.NewQuota(g.store.Client, g.now)
+	g.limiters = newLimiters(g.store.Client, g.quota, cfg, g.now)
 	global, warnings, err := g.compileEventHandlers(cfg.EventHandlers, "tyk.conf event_handlers")
 	if err != nil {
 		_ = g.Shutdown(context.Background())
@@ -248,32 +248,42 @@ func New(cfg *Config, opts ...Option) (*Gateway, error) {
 	return g, nil
 }
 
-// limiters are the rate-limit windows: one updated in MULTI/EXEC, one in
-// a plain pipeline.
+// limiters are the rate limiters tyk.conf chose: the GCRA by default, a
+// fixed window, or the rolling log, which comes updated in MULTI/EXEC and
+// in a plain pipeline.
 type limiters struct {
-	transactional, pipelined *limit.Window
+	chosen *limit.Limits
+	// pipelined is the rolling log without MULTI/EXEC; nil for the others.
+	pipelined *limit.Limits
 	// pipelinedEverywhere is tyk.conf's enable_non_transactional_rate_limiter.
 	pipelinedEverywhere bool
 }
 
-func newLimiters(client redis.UniversalClient, cfg *Config, now func() time.Time) limiters {
-	window := func(transactional bool) *limit.Window {
-		return limit.NewWindow(client, limit.WindowOptions{
-			Transactional: transactional,
-			Sentinel:      cfg.EnableSentinelRateLimiter,
-			Now:           now,
+func newLimiters(client redis.UniversalClient, quota *limit.Quota, cfg *Config, now func() time.Time) limiters {
+	if !cfg.EnableRedisRollingLimiter && !cfg.EnableSentinelRateLimiter {
+		algorithm := limit.AlgorithmGCRA
+		if cfg.EnableFixedWindowRateLimiter {
+			algorithm = limit.AlgorithmFixedWindow
+		}
+		return limiters{chosen: limit.NewLimits(client, quota, limit.LimitsOptions{Algorithm: algorithm, Now: now})}
+	}
+	log := func(transactional bool) *limit.Limits {
+		return limit.NewLimits(client, quota, limit.LimitsOptions{
+			Algorithm: limit.AlgorithmRollingLog,
+			Window:    limit.WindowOptions{Transactional: transactional, Sentinel: cfg.EnableSentinelRateLimiter},
+			Now:       now,
 		})
 	}
-	return limiters{transactional: window(true), pipelined: window(false), pipelinedEverywhere: cfg.EnableNonTransactionalRateLimiter}
+	return limiters{chosen: log(true), pipelined: log(false), pipelinedEverywhere: cfg.EnableNonTransactionalRateLimiter}
 }
 
-// of is the window of an API: transactional unless tyk.conf or the API
-// turns the non-transactional limiter on.
-func (l limiters) of(def *apidef.APIDefinition) *limit.Window {
-	if l.pipelinedEverywhere || def.EnableNonTransactionalRateLimiter {
+// of is the limiter of an API: the rolling log is transactional unless
+// tyk.conf or the API turns the non-transactional limiter on.
+func (l limiters) of(def *apidef.APIDefinition) *limit.Limits {
+	if l.pipelined != nil && (l.pipelinedEverywhere || def.EnableNonTransactionalRateLimiter) {
 		return l.pipelined
 	}
-	return l.transactional
+	return l.chosen
 }
 
 // Store is the gateway's Redis store.

@@ -186,7 +186,7 @@ func (g *Gateway) resetCounters(ctx context.Context, id string) error {
 	if err := g.quota.Reset(ctx, id); err != nil {
 		return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
 	}
-	if err := g.limiters.transactional.Reset(ctx, id); err != nil {
+	if err := g.limiters.chosen.Reset(ctx, id); err != nil {
 		return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
 	}
 	return nil

@@ -37,8 +37,10 @@ import (
 //	JS post_key_auth  custom_middleware.post_key_auth
 //	granular access   a key whose access rights list allowed_urls may
 //	                  call only those paths and methods
-//	rate limit        a window per key in Redis
-//	quota             requests per renewal period per key in Redis
+//	rate limit        the key's rate limiter in Redis (GCRA by default),
+//	                  which counts the quota in the same round trip
+//	quota             requests per renewal period per key in Redis;
+//	                  refuses from the rate limit's count when it made one
 //	JS post           custom_middleware.post
 //	cache             a cached response answers here; a miss is stored
 //	                  after the proxy

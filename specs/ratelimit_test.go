@@ -44,11 +44,12 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 			expectGatewayError(callOrders(env.Instance), http.StatusTooManyRequests, chain.CauseRateLimited, "Rate Limit Exceeded")
 		})
 
-		It("reports the limit, what is left and when the window frees up in X-RateLimit headers", func() {
+		It("reports the limit, what is left and when the whole limit is available again in X-RateLimit headers", func() {
 			resp := callOrders(env.Instance)
 			Expect(resp.Header.Get("X-RateLimit-Limit")).To(Equal("3"))
 			Expect(resp.Header.Get("X-RateLimit-Remaining")).To(Equal("2"))
-			Expect(resp.Header.Get("X-RateLimit-Reset")).To(Equal(strconv.FormatInt(env.Clock.Now().Add(60*time.Second).Unix(), 10)))
+			// One request's share of the limit, per/rate, comes back after 20 s.
+			Expect(resp.Header.Get("X-RateLimit-Reset")).To(Equal(strconv.FormatInt(env.Clock.Now().Add(20*time.Second).Unix(), 10)))
 		})
 
 		It("serves again once the window has slid past the first requests", func() {
@@ -73,9 +74,9 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))
 		})
 
-		It("keeps the window in Redis under rate-limit-<key>", func(ctx SpecContext) {
+		It("keeps the key's state in Redis under rate-limit-{quota-<key>}.gcra, in the quota's hash slot", func(ctx SpecContext) {
 			callOrders(env.Instance)
-			Expect(env.Redis.ZCard(ctx, limit.WindowKey(key)).Val()).To(Equal(int64(1)))
+			Expect(env.Redis.Exists(ctx, limit.GCRAKey(key)).Val()).To(Equal(int64(1)))
 		}, SpecTimeout(5*time.Second))
 
 		It("shares the limit between two gateways on the same cluster", func() {
@@ -99,6 +100,25 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 			Expect(resp.Header.Values("X-RateLimit-Remaining")).To(ConsistOf("2"))
 			Expect(resp.Header.Values("X-RateLimit-Reset")).To(HaveLen(1))
 		})
+	})
+
+	When("the Redis rolling limiter is on (enable_redis_rolling_limiter) and a key allows 3 requests per 60 seconds", func() {
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_redis_rolling_limiter": true}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+			key = env.IssueKey(grantTo("orders", `"rate": 3, "per": 60`))
+		})
+
+		It("reports when the oldest request leaves the window in X-RateLimit-Reset", func() {
+			resp := callOrders(env.Instance)
+			Expect(resp.Header.Get("X-RateLimit-Remaining")).To(Equal("2"))
+			Expect(resp.Header.Get("X-RateLimit-Reset")).To(Equal(strconv.FormatInt(env.Clock.Now().Add(60*time.Second).Unix(), 10)))
+		})
+
+		It("keeps the window in Redis under rate-limit-<key>, one member per request", func(ctx SpecContext) {
+			callOrders(env.Instance)
+			callOrders(env.Instance)
+			Expect(env.Redis.ZCard(ctx, limit.WindowKey(key)).Val()).To(Equal(int64(2)))
+		}, SpecTimeout(5*time.Second))
 	})
 
 	When("the sentinel rate limiter is on", func() {
@@ -142,11 +162,11 @@ var _ = Describe("Rate limiting", Label("ratelimit"), func() {
 			// nodes, so only the limiter loses its store.
 			for {
 				key = env.IssueKey(grantTo("orders", `"rate": 1, "per": 60`))
-				if env.Cluster.NodeForKey(limit.WindowKey(key)) != env.Cluster.NodeForKey("apikey-"+key) {
+				if env.Cluster.NodeForKey(limit.GCRAKey(key)) != env.Cluster.NodeForKey("apikey-"+key) {
 					break
 				}
 			}
-			node := env.Cluster.NodeForKey(limit.WindowKey(key))
+			node := env.Cluster.NodeForKey(limit.GCRAKey(key))
 			node.Kill()
 			DeferCleanup(node.Restart)
 			Expect(callOrders(env.Instance).StatusCode).To(Equal(http.StatusOK))

@@ -76,12 +76,22 @@ type Config struct {
 	// AllowMasterKeys lets a key with no access_rights call every API.
 	// Default false: such a key calls none.
 	AllowMasterKeys bool `json:"allow_master_keys"`
-	// EnableNonTransactionalRateLimiter updates the rate-limit window with
-	// a plain pipeline instead of MULTI/EXEC: fewer round trips, and two
-	// gateways may each let one extra request through at the boundary.
+	// EnableRedisRollingLimiter limits keys with Tyk's sliding log in Redis,
+	// exact in any window but costing memory and time in proportion to the
+	// rate. Default false: a GCRA in Redis, one key and one script call per
+	// request whatever the rate (see the README's rate-limit section).
+	EnableRedisRollingLimiter bool `json:"enable_redis_rolling_limiter"`
+	// EnableFixedWindowRateLimiter limits keys with a counter per window
+	// of per seconds. The rolling limiter, when on too, wins.
+	EnableFixedWindowRateLimiter bool `json:"enable_fixed_window_rate_limiter"`
+	// EnableNonTransactionalRateLimiter updates the rolling limiter's
+	// window with a plain pipeline instead of MULTI/EXEC: fewer round
+	// trips, and two gateways may each let one extra request through at the
+	// boundary. It does not choose the rolling limiter by itself.
 	EnableNonTransactionalRateLimiter bool `json:"enable_non_transactional_rate_limiter"`
-	// EnableSentinelRateLimiter blocks a key for the rest of its window once
-	// it goes over the limit, so refused requests cost one Redis read.
+	// EnableSentinelRateLimiter is the rolling limiter (it turns it on) that
+	// blocks a key for the rest of its window once it goes over the limit,
+	// so refused requests cost one Redis read.
 	EnableSentinelRateLimiter bool `json:"enable_sentinel_rate_limiter"`
 	// EnableJSVM allows APIs with JS middleware; an API that has some is
 	// refused at load while it is false. Default false, as in Tyk.

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
+	"github.com/tollgate/tollgate/gateway/limit"
 	"github.com/tollgate/tollgate/gateway/session"
 )
 
@@ -74,11 +75,21 @@ type Call struct {
 	// one a custom auth_check returned for this request: it lives only as
 	// long as the request, and nothing writes it to the store.
 	SessionTransient bool
+	// Quota is the key's quota as the rate-limit step counted it, in the
+	// same round trip as the rate limit; nil when the quota step is to
+	// count it itself.
+	Quota *QuotaCounted
 
 	body     []byte // read once, see ReadBody
 	bodyRead bool
 
 	afterProxy []func()
+}
+
+// QuotaCounted is a quota decision made ahead of the quota step.
+type QuotaCounted struct {
+	Decision limit.QuotaDecision
+	Err      error
 }
 
 // NewCall starts a request's trip through the API served at listenPath.

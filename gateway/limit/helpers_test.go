@@ -104,6 +104,34 @@ func (e *Env) NewWindow(o limit.WindowOptions) *limit.Window {
 	return limit.NewWindow(e.Client, o)
 }
 
+// NewLimits returns Limits with the given algorithm on the spec's client
+// and clock.
+func (e *Env) NewLimits(a limit.Algorithm) *limit.Limits {
+	return limit.NewLimits(e.Client, e.NewQuota(), limit.LimitsOptions{Algorithm: a, Window: limit.WindowOptions{Transactional: true}, Now: e.Now})
+}
+
+// Check asks limits about one request that must not fail.
+func Check(ctx context.Context, l *limit.Limits, id string, r limit.Rate) limit.Outcome {
+	GinkgoHelper()
+	o := l.Check(ctx, id, r)
+	Expect(o.RateErr).NotTo(HaveOccurred())
+	Expect(o.QuotaErr).NotTo(HaveOccurred())
+	return o
+}
+
+// HammerLimits sends n requests for id at the current time and returns how
+// many the rate limit allowed.
+func HammerLimits(ctx context.Context, l *limit.Limits, id string, n int, r limit.Rate) int {
+	GinkgoHelper()
+	allowed := 0
+	for range n {
+		if Check(ctx, l, id, r).Rate.Allowed {
+			allowed++
+		}
+	}
+	return allowed
+}
+
 // NewQuota returns a Quota on the spec's client and clock.
 func (e *Env) NewQuota() *limit.Quota {
 	return limit.NewQuota(e.Client, e.Now)
@@ -214,6 +242,7 @@ func shortly(ctx context.Context) context.Context {
 type CommandLog struct {
 	mu    sync.Mutex
 	names []string
+	trips int
 }
 
 // RecordCommands installs a CommandLog on client.
@@ -230,16 +259,27 @@ func (l *CommandLog) Names() []string {
 	return slices.Clone(l.names)
 }
 
+// RoundTrips counts the commands and pipelines sent since the last
+// Forget: what a single Redis node answers in that many round trips (a
+// cluster sends a pipeline's commands for several nodes concurrently).
+func (l *CommandLog) RoundTrips() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.trips
+}
+
 // Forget empties the log.
 func (l *CommandLog) Forget() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.names = nil
+	l.trips = 0
 }
 
 func (l *CommandLog) record(cmds ...redis.Cmder) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.trips++
 	for _, cmd := range cmds {
 		l.names = append(l.names, cmd.Name())
 	}

@@ -53,30 +53,47 @@ func (q *Quota) Consume(ctx context.Context, id string, quotaMax int64, renewal 
 	if quotaMax <= 0 {
 		return QuotaDecision{Allowed: true, Max: quotaMax}, nil
 	}
+	pipe := q.client.Pipeline()
+	decide := q.queue(ctx, pipe, id, quotaMax, renewal)
+	_, _ = pipe.Exec(ctx) // the commands carry their errors
+	return decide(ctx)
+}
+
+// queue adds the commands that count one request for id to pipe, and
+// returns what decides once pipe has run. They are a plain pipeline, not
+// MULTI/EXEC, so that they can travel with the rate limit's on a cluster,
+// where one transaction cannot span two keys' slots; counted repairs the
+// one thing a transaction prevented, a counter left without a TTL.
+func (q *Quota) queue(ctx context.Context, pipe redis.Pipeliner, id string, quotaMax int64, renewal time.Duration) func(context.Context) (QuotaDecision, error) {
 	key := QuotaKey(id)
-	// MULTI/EXEC, not a plain pipeline: otherwise the counter could expire
-	// between SET NX and INCR, and INCR would recreate it without a TTL.
-	pipe := q.client.TxPipeline()
-	if renewal > 0 {
-		pipe.SetNX(ctx, key, 0, redisTTL(renewal))
-	}
-	incr := pipe.Incr(ctx, key)
-	pttl := pipe.PTTL(ctx, key)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return QuotaDecision{}, wrap("quota", err)
-	}
-	ttl := pttl.Val()
-	if renewal > 0 && ttl == -1 {
-		// The counter has no TTL: it was started while the renewal was zero
-		// (or written by someone else). Start a period now rather than let
-		// it refuse for ever.
-		ttl = redisTTL(renewal)
-		if err := q.client.PExpire(ctx, key, ttl).Err(); err != nil {
+	used, pttl := queueCounter(ctx, pipe, key, renewal)
+	return func(ctx context.Context) (QuotaDecision, error) {
+		n, ttl, err := counted(ctx, q.client, key, used, pttl, renewal)
+		if err != nil {
 			return QuotaDecision{}, wrap("quota", err)
 		}
+		return q.decide(quotaMax, n, true, ttl), nil
 	}
-	return q.decide(quotaMax, incr.Val(), true, ttl), nil
 }
+
+// Refund takes back one request Consume counted for id: one the rate limit
+// refused after its quota was counted in the same round trip.
+func (q *Quota) Refund(ctx context.Context, id string) error {
+	if err := refundScript.Run(ctx, q.client, []string{QuotaKey(id)}).Err(); err != nil {
+		return wrap("quota refund", err)
+	}
+	return nil
+}
+
+// refundScript decrements a counter that still exists: one that expired
+// meanwhile has nothing to refund, and a DECR would recreate it, negative
+// and without a TTL.
+var refundScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  return redis.call("DECR", KEYS[1])
+end
+return 0
+`)
 
 // Peek reports id's quota without consuming any of it, for the control
 // API. Allowed tells whether the next request would be let through.

@@ -37,9 +37,10 @@ var _ = Describe("Quota", func() {
 			Expect(remaining).To(Equal([]int64{2, 1, 0}))
 		}, SpecTimeout(10*time.Second))
 
-		It("counts with one MULTI/EXEC on the quota key", func(ctx SpecContext) {
+		It("counts with one pipeline of SET NX, INCR and PTTL on the quota key, so it can share a round trip with the rate limit", func(ctx SpecContext) {
 			Consume(ctx, quota, id, quotaMax, renewal)
-			Expect(env.Commands.Names()).To(Equal([]string{"multi", "set", "incr", "pttl", "exec"}))
+			Expect(env.Commands.Names()).To(Equal([]string{"set", "incr", "pttl"}))
+			Expect(env.Commands.RoundTrips()).To(Equal(1))
 		}, SpecTimeout(10*time.Second))
 
 		It("keeps the counter on the node that owns QuotaKey(id)", func(ctx SpecContext) {

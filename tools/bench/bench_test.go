@@ -9,6 +9,17 @@
 // ("p50-µs", "p99-µs"). The ratio to the baseline is what to watch; the
 // absolute figures depend on the machine, and on the simulated cluster
 // sharing its CPUs.
+//
+// The gateway benchmarks run once per store, as sub-benchmarks: "simulated"
+// (the embedded simulated cluster, make run's default), "redis" (one
+// redis-server the benchmark binary starts on a free 127.0.0.1 port and
+// stops when it exits; skipped when redis-server is not installed) and
+// "cluster" (the real Redis Cluster named by TOLLGATE_REDIS_CLUSTER, as
+// make bench sets it while make cluster-up's cluster answers).
+//
+// TOLLGATE_BENCH_LIMITER adds tyk.conf fields to the keyed benchmark, to
+// compare the rate limiters: for example
+// TOLLGATE_BENCH_LIMITER=', "enable_redis_rolling_limiter": true'.
 package bench
 
 import (
@@ -29,7 +40,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/gateway"
 )
 
@@ -128,15 +138,15 @@ func BenchmarkBaseline(b *testing.B) {
 	load(b, serve(b, rp)+"/", noHeaders)
 }
 
-// startGateway starts a simulated cluster and a gateway serving the given
-// API definition ("{{upstream}}" replaced).
+// startGateway starts a gateway on a new simulated cluster serving the
+// given API definition ("{{upstream}}" replaced).
 func startGateway(b *testing.B, def string, conf string, opts ...gateway.Option) (*gateway.Gateway, string) {
+	return startGatewayOn(b, simulated, def, conf, opts...)
+}
+
+// startGatewayOn is startGateway on the given store.
+func startGatewayOn(b *testing.B, st store, def string, conf string, opts ...gateway.Option) (*gateway.Gateway, string) {
 	b.Helper()
-	c, err := cluster.Start(cluster.DefaultNodes)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
 	dir := b.TempDir()
 	def = strings.ReplaceAll(def, "{{upstream}}", upstream(b))
 	if err := os.WriteFile(filepath.Join(dir, "api.json"), []byte(def), 0o600); err != nil {
@@ -147,8 +157,7 @@ func startGateway(b *testing.B, def string, conf string, opts ...gateway.Option)
 		b.Fatal(err)
 	}
 	cfg.AppPath = dir
-	cfg.Storage.EnableCluster = true
-	cfg.Storage.Addrs = c.Addrs()
+	st.configure(b, cfg)
 	if base, ok := baseDir(conf); ok {
 		cfg.SetBaseDir(base)
 	}
@@ -162,22 +171,27 @@ func startGateway(b *testing.B, def string, conf string, opts ...gateway.Option)
 
 // BenchmarkKeyless is the gateway routing and proxying, no key.
 func BenchmarkKeyless(b *testing.B) {
-	_, url := startGateway(b, `{"api_id": "k", "active": true, "use_keyless": true,
-	  "proxy": {"listen_path": "/k/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{}`)
-	load(b, url+"/k/", noHeaders)
+	eachStore(b, func(b *testing.B, st store) {
+		_, url := startGatewayOn(b, st, `{"api_id": "k", "active": true, "use_keyless": true,
+		  "proxy": {"listen_path": "/k/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{}`)
+		load(b, url+"/k/", noHeaders)
+	})
 }
 
 // BenchmarkAuthRateLimitQuota is a keyed API: every request loads its
-// session (local cache on, as by default), passes the Redis sliding
-// window and counts against a Redis quota. Each client has its own key.
+// session (local cache on, as by default), passes the rate limiter (the
+// default, GCRA) and counts against a quota, both in Redis. Each client has
+// its own key, allowed 100,000,000 requests a second.
 func BenchmarkAuthRateLimitQuota(b *testing.B) {
-	_, url := startGateway(b, `{"api_id": "a", "active": true,
-	  "auth": {"auth_header_name": "x-key"},
-	  "enable_non_transactional_rate_limiter": true,
-	  "proxy": {"listen_path": "/a/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{"secret": "bench"}`)
-	keys := createKeys(b, url, 256, `{"access_rights": {"a": {"api_id": "a"}}, "rate": 1000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`)
-	load(b, url+"/a/", func(worker int) http.Header {
-		return http.Header{"X-Key": {keys[worker%len(keys)]}}
+	eachStore(b, func(b *testing.B, st store) {
+		_, url := startGatewayOn(b, st, `{"api_id": "a", "active": true,
+		  "auth": {"auth_header_name": "x-key"},
+		  "enable_non_transactional_rate_limiter": true,
+		  "proxy": {"listen_path": "/a/", "target_url": "{{upstream}}", "strip_listen_path": true}}`, `{"secret": "bench"`+os.Getenv("TOLLGATE_BENCH_LIMITER")+`}`)
+		keys := createKeys(b, url, 256, `{"access_rights": {"a": {"api_id": "a"}}, "rate": 100000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`)
+		load(b, url+"/a/", func(worker int) http.Header {
+			return http.Header{"X-Key": {keys[worker%len(keys)]}}
+		})
 	})
 }
 
@@ -212,7 +226,7 @@ func seedDefinition(b *testing.B, js bool) string {
 // and (with js) the refreshSecurity.js post middleware calling
 // TykSetKeyData on every request. "java", the seed's upstream host, is
 // the benchmark's upstream.
-func benchmarkSeed(b *testing.B, js bool) {
+func benchmarkSeed(b *testing.B, st store, js bool) {
 	up := strings.TrimPrefix(upstream(b), "http://")
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if strings.HasPrefix(addr, "java:") {
@@ -221,7 +235,7 @@ func benchmarkSeed(b *testing.B, js bool) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}
-	_, url := startGateway(b, seedDefinition(b, js), `{"secret": "bench", "enable_jsvm": true}`, gateway.WithDialer(dial))
+	_, url := startGatewayOn(b, st, seedDefinition(b, js), `{"secret": "bench", "enable_jsvm": true}`, gateway.WithDialer(dial))
 	keys := createKeys(b, url, 64, fmt.Sprintf(`{"access_rights": {"**************************000001": {"api_id": "**************************000001", "versions": ["v1"]}}, "expires": %d}`, time.Now().Add(time.Hour).Unix()))
 	load(b, url+"/security/users/7", func(worker int) http.Header {
 		return http.Header{"Security": {keys[worker%len(keys)]}, "X-Api-Version": {"v1"}}
@@ -229,10 +243,14 @@ func benchmarkSeed(b *testing.B, js bool) {
 }
 
 // BenchmarkSeedWithoutJS is the seed API with its custom_middleware removed.
-func BenchmarkSeedWithoutJS(b *testing.B) { benchmarkSeed(b, false) }
+func BenchmarkSeedWithoutJS(b *testing.B) {
+	eachStore(b, func(b *testing.B, st store) { benchmarkSeed(b, st, false) })
+}
 
 // BenchmarkSeedWithJS is the seed API as posted, JS post middleware included.
-func BenchmarkSeedWithJS(b *testing.B) { benchmarkSeed(b, true) }
+func BenchmarkSeedWithJS(b *testing.B) {
+	eachStore(b, func(b *testing.B, st store) { benchmarkSeed(b, st, true) })
+}
 
 // createKeys stores n keys with the given session through the control API
 // (secret "bench") and returns them.
@@ -242,7 +260,7 @@ func createKeys(b *testing.B, url string, n int, sessionJSON string) []string {
 	defer client.CloseIdleConnections()
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("bench-key-%03d", i)
+		keys[i] = fmt.Sprintf("bench-%s-key-%03d", runID, i)
 		req, _ := http.NewRequest(http.MethodPost, url+"/tyk/keys/"+keys[i], strings.NewReader(sessionJSON))
 		req.Header.Set("X-Tyk-Authorization", "bench")
 		resp, err := client.Do(req)

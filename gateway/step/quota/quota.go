@@ -1,6 +1,8 @@
 // Package quota is the chain's quota step: it counts the session's
 // requests per quota_renewal_rate seconds (quota-<key> in Redis) and
-// refuses those past quota_max with 403. Like the rate limit, it lets
+// refuses those past quota_max with 403. When the key has a rate limit, the
+// rate-limit step has already counted the request in its own round trip
+// (chain.Call.Quota) and this step only decides. Like the rate limit, it lets
 // requests through when the store cannot be reached.
 package quota
 
@@ -39,10 +41,19 @@ func (s *step) Serve(c *chain.Call) bool {
 	if c.Session.QuotaMax <= 0 {
 		return true
 	}
-	renewal := time.Duration(c.Session.QuotaRenewalRate) * time.Second
-	ctx, cancel := c.StoreContext()
-	d, err := s.counter.Consume(ctx, c.KeyID, c.Session.QuotaMax, renewal)
-	cancel()
+	var (
+		d   limit.QuotaDecision
+		err error
+	)
+	if c.Quota != nil {
+		// The rate-limit step counted it in its own round trip.
+		d, err = c.Quota.Decision, c.Quota.Err
+	} else {
+		renewal := time.Duration(c.Session.QuotaRenewalRate) * time.Second
+		ctx, cancel := c.StoreContext()
+		d, err = s.counter.Consume(ctx, c.KeyID, c.Session.QuotaMax, renewal)
+		cancel()
+	}
 	if err != nil {
 		s.log.Warn("quota not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 		return true

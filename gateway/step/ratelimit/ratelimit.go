@@ -1,8 +1,13 @@
 // Package ratelimit is the chain's rate-limit step: the session's rate and
-// per, in a window per key shared by every gateway on the same store. A
+// per, in state per key shared by every gateway on the same store. A
 // request over the limit gets 429. If the store cannot be reached the
 // request is let through and the failure logged: a limiter outage must not
 // become an API outage.
+//
+// When the key also has a quota, the step counts it in the same round trip
+// (see limit.Limits.Check) and leaves the decision on the call for the
+// quota step, which stays the one to refuse with 403; a request this step
+// refuses has its quota count taken back, so it costs no quota.
 package ratelimit
 
 import (
@@ -17,10 +22,12 @@ import (
 	"github.com/tollgate/tollgate/gateway/limit"
 )
 
-// Limiter decides whether one more request of the key id fits rate
-// requests per per; limit.Window is one.
+// Limiter decides whether one more request of the key id fits its rate,
+// counting its quota along when asked; limit.Limits is one.
 type Limiter interface {
-	Allow(ctx context.Context, id string, rate float64, per time.Duration) (limit.Decision, error)
+	Check(ctx context.Context, id string, r limit.Rate) limit.Outcome
+	// RefundQuota takes back a quota count Check made.
+	RefundQuota(ctx context.Context, id string) error
 }
 
 type step struct {
@@ -41,19 +48,37 @@ func (s *step) Serve(c *chain.Call) bool {
 	if c.Session.Rate <= 0 || c.Session.Per <= 0 {
 		return true
 	}
-	per := time.Duration(c.Session.Per * float64(time.Second))
+	r := limit.Rate{
+		Rate:         c.Session.Rate,
+		Per:          time.Duration(c.Session.Per * float64(time.Second)),
+		QuotaMax:     c.Session.QuotaMax,
+		QuotaRenewal: time.Duration(c.Session.QuotaRenewalRate) * time.Second,
+	}
 	ctx, cancel := c.StoreContext()
-	d, err := s.limiter.Allow(ctx, c.KeyID, c.Session.Rate, per)
+	o := s.limiter.Check(ctx, c.KeyID, r)
 	cancel()
-	if err != nil {
-		s.log.Warn("rate limit not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
+	if o.QuotaCounted {
+		c.Quota = &chain.QuotaCounted{Decision: o.Quota, Err: o.QuotaErr}
+	}
+	if o.RateErr != nil {
+		s.log.Warn("rate limit not applied: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", o.RateErr)
 		return true
 	}
+	d := o.Rate
+	// Set by their canonical names: Header.Set would canonicalise
+	// "X-RateLimit-…" into a new string on every request.
 	h := c.W.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10))
+	h[limitHeaders[0]] = []string{strconv.Itoa(d.Limit)}
+	h[limitHeaders[1]] = []string{strconv.Itoa(d.Remaining)}
+	h[limitHeaders[2]] = []string{strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10)}
 	if !d.Allowed {
+		if o.QuotaCounted && o.QuotaErr == nil {
+			ctx, cancel := c.StoreContext()
+			if err := s.limiter.RefundQuota(ctx, c.KeyID); err != nil {
+				s.log.Warn("quota not refunded for a rate-limited request: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
+			}
+			cancel()
+		}
 		s.events.Publish(chain.KeyEvent(c, event.RateLimitExceeded, "Key Rate Limit Exceeded"))
 		chain.WriteError(c.W, c.R, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
 		return false
@@ -62,7 +87,8 @@ func (s *step) Serve(c *chain.Call) bool {
 	return true
 }
 
-// limitHeaders are the headers this step sets.
+// limitHeaders are the headers this step sets (X-RateLimit-Limit,
+// -Remaining and -Reset), canonical.
 var limitHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
 
 // isLimitHeader tells the headers this step sets.

@@ -2,8 +2,10 @@
 // req/s, p50-µs and p99-µs) and prints, for each benchmark, the median of
 // each metric over its runs and the ratio of its median req/s to
 // BenchmarkBaseline's from the same output. ...WithJS is also compared with
-// ...WithoutJS, and ...CacheHit with ...CacheProxied. Last come the
-// performance targets and whether the figures meet them.
+// ...WithoutJS, and ...CacheHit with ...CacheProxied. Then comes one line
+// per store (simulated, redis, cluster: the gateway benchmarks'
+// sub-benchmarks) and last the performance targets and whether the figures
+// meet them.
 //
 //	go test -run '^$' -bench . -count 5 ./tools/bench | go run ./tools/bench/summary
 package main
@@ -92,19 +94,61 @@ func main() {
 		}
 	}
 
-	fmt.Println("\ntargets (median req/s ratios):")
+	printStores(byBase)
+
+	fmt.Println("\ntargets (ratios of medians, each against the same run's bare proxy):")
 	for _, t := range targets {
-		num, den := median(byBase[t.name][reqPerSec]), median(byBase[t.of][reqPerSec])
+		num, den := median(byBase[t.name][t.metric]), median(byBase[t.of][t.metric])
 		if num == 0 || den == 0 {
-			fmt.Printf("  %-46s not measured\n", t.what)
+			fmt.Printf("  %-58s not measured\n", t.what)
 			continue
 		}
 		ratio := num / den
 		verdict := "met"
-		if ratio < t.min {
+		if (t.atMost && ratio > t.bound) || (!t.atMost && ratio < t.bound) {
 			verdict = "NOT met"
 		}
-		fmt.Printf("  %-46s %.2f  %s\n", t.what, ratio, verdict)
+		fmt.Printf("  %-58s %.2f  %s\n", t.what, ratio, verdict)
+	}
+}
+
+// stores are the sub-benchmark names of the stores the gateway benchmarks
+// run on, and cases the benchmarks of the per-store table.
+var (
+	stores = []string{"simulated", "redis", "cluster"}
+	cases  = []struct{ title, name string }{
+		{"keyless", "BenchmarkKeyless"},
+		{"auth+rate limit+quota", "BenchmarkAuthRateLimitQuota"},
+		{"auth+seed JS", "BenchmarkSeedWithJS"},
+	}
+)
+
+// printStores prints, per store, each case's median req/s as a ratio to
+// the bare proxy's, and its median p50 and p99 in µs.
+func printStores(byBase map[string]runs) {
+	bare := byBase["BenchmarkBaseline"]
+	base := median(bare[reqPerSec])
+	if base == 0 {
+		return
+	}
+	fmt.Printf("\nper store: median req/s as a ratio to bare · p50/p99 µs (bare proxy: %.0f/%.0f µs)\n", median(bare[p50]), median(bare[p99]))
+	fmt.Printf("%-10s", "store")
+	for _, c := range cases {
+		fmt.Printf(" | %-24s", c.title)
+	}
+	fmt.Println()
+	for _, st := range stores {
+		fmt.Printf("%-10s", st)
+		for _, c := range cases {
+			r := byBase[c.name+"/"+st]
+			m := median(r[reqPerSec])
+			if m == 0 {
+				fmt.Printf(" | %-24s", "not measured")
+				continue
+			}
+			fmt.Printf(" | %-24s", fmt.Sprintf("%.2f× · %.0f/%.0f", m/base, median(r[p50]), median(r[p99])))
+		}
+		fmt.Println()
 	}
 }
 
@@ -112,15 +156,27 @@ func main() {
 // the same API without JS, a cache hit with the proxied request.
 var twins = [][2]string{{"WithJS", "WithoutJS"}, {"CacheHit", "CacheProxied"}}
 
-// targets are the ratios tollgate aims for: name's median req/s at least
-// min times of's.
+// targets are what tollgate aims for: name's median metric at least (or,
+// with atMost, at most) bound times of's.
 var targets = []struct {
 	what     string
 	name, of string
-	min      float64
+	metric   string
+	bound    float64
+	atMost   bool
 }{
-	{"keyless ≥ 0.85× baseline", "BenchmarkKeyless", "BenchmarkBaseline", 0.85},
-	{"seed JS path ≥ 0.50× the same API without JS", "BenchmarkSeedWithJS", "BenchmarkSeedWithoutJS", 0.50},
+	{"keyless ≥ 0.85× bare (simulated)", "BenchmarkKeyless/simulated", "BenchmarkBaseline", reqPerSec, 0.85, false},
+	{"seed JS path ≥ 0.50× the same API without JS (simulated)", "BenchmarkSeedWithJS/simulated", "BenchmarkSeedWithoutJS/simulated", reqPerSec, 0.50, false},
+	{"auth+rate limit+quota ≥ 0.60× bare (simulated)", "BenchmarkAuthRateLimitQuota/simulated", "BenchmarkBaseline", reqPerSec, 0.60, false},
+	{"auth+rate limit+quota ≥ 0.80× bare (redis)", "BenchmarkAuthRateLimitQuota/redis", "BenchmarkBaseline", reqPerSec, 0.80, false},
+	{"auth+rate limit+quota ≥ 0.80× bare (cluster)", "BenchmarkAuthRateLimitQuota/cluster", "BenchmarkBaseline", reqPerSec, 0.80, false},
+	{"seed JS path ≥ 0.35× bare (redis)", "BenchmarkSeedWithJS/redis", "BenchmarkBaseline", reqPerSec, 0.35, false},
+	{"keyless p99 ≤ 1.25× bare p99 (simulated)", "BenchmarkKeyless/simulated", "BenchmarkBaseline", p99, 1.25, true},
+	{"keyless p99 ≤ 1.25× bare p99 (redis)", "BenchmarkKeyless/redis", "BenchmarkBaseline", p99, 1.25, true},
+	{"keyless p99 ≤ 1.25× bare p99 (cluster)", "BenchmarkKeyless/cluster", "BenchmarkBaseline", p99, 1.25, true},
+	{"auth+rate limit+quota p99 ≤ 2× bare p99 (simulated)", "BenchmarkAuthRateLimitQuota/simulated", "BenchmarkBaseline", p99, 2, true},
+	{"auth+rate limit+quota p99 ≤ 2× bare p99 (redis)", "BenchmarkAuthRateLimitQuota/redis", "BenchmarkBaseline", p99, 2, true},
+	{"auth+rate limit+quota p99 ≤ 2× bare p99 (cluster)", "BenchmarkAuthRateLimitQuota/cluster", "BenchmarkBaseline", p99, 2, true},
 }
 
 // baseName drops the -GOMAXPROCS suffix go test adds to a benchmark's name.

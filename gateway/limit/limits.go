@@ -1,0 +1,146 @@
+package limit
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var errReply = errors.New("unexpected reply")
+
+// Rate is what a key's session asks of the limits for one request.
+type Rate struct {
+	// Rate requests per Per; see Window.Allow for what does not limit.
+	Rate float64
+	Per  time.Duration
+	// QuotaMax requests per QuotaRenewal; zero or less means no quota.
+	QuotaMax     int64
+	QuotaRenewal time.Duration
+}
+
+// Outcome is what Limits.Check decided, each limit with its own error so
+// that a caller can fail open on one and still apply the other.
+type Outcome struct {
+	Rate    Decision
+	RateErr error
+	// QuotaCounted is false when the quota was not asked for (no QuotaMax)
+	// or could not travel with the rate limit (see Limits.Check); the
+	// caller then counts it itself with Quota.Consume.
+	QuotaCounted bool
+	Quota        QuotaDecision
+	QuotaErr     error
+}
+
+// Algorithm names a rate limiter of Limits.
+type Algorithm int
+
+const (
+	// AlgorithmGCRA is GCRA: one key and one script call per request.
+	AlgorithmGCRA Algorithm = iota
+	// AlgorithmFixedWindow is FixedWindow: one counter per window.
+	AlgorithmFixedWindow
+	// AlgorithmRollingLog is Window, Tyk's sliding log.
+	AlgorithmRollingLog
+)
+
+// Limits applies a key's rate limit and quota together. With GCRA or the
+// fixed window both travel in one pipeline: one round trip on a single
+// node, and on a cluster one per node involved, sent concurrently by
+// go-redis. The rolling log keeps its own MULTI/EXEC (or, non-transactional,
+// its extra clean-up round trip on a refusal), so with it the quota is
+// left to the caller. It is safe for concurrent use.
+type Limits struct {
+	client redis.UniversalClient
+	quota  *Quota
+	gcra   *GCRA
+	fixed  *FixedWindow
+	log    *Window
+}
+
+// LimitsOptions chooses Limits' rate limiter.
+type LimitsOptions struct {
+	Algorithm Algorithm
+	// Window configures the rolling log (AlgorithmRollingLog only).
+	Window WindowOptions
+	// Now is the clock of the GCRA and the rolling log; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewLimits returns the limits of keys stored in client's Redis, counting
+// quotas with quota.
+func NewLimits(client redis.UniversalClient, quota *Quota, o LimitsOptions) *Limits {
+	l := &Limits{client: client, quota: quota}
+	switch o.Algorithm {
+	case AlgorithmFixedWindow:
+		l.fixed = NewFixedWindow(client)
+	case AlgorithmRollingLog:
+		if o.Window.Now == nil {
+			o.Window.Now = o.Now
+		}
+		l.log = NewWindow(client, o.Window)
+	default:
+		l.gcra = NewGCRA(client, o.Now)
+	}
+	return l
+}
+
+// Allow applies the rate limit alone; see Window.Allow.
+func (l *Limits) Allow(ctx context.Context, id string, rate float64, per time.Duration) (Decision, error) {
+	o := l.Check(ctx, id, Rate{Rate: rate, Per: per})
+	return o.Rate, o.RateErr
+}
+
+// RefundQuota takes back a request Check counted against id's quota; see
+// Quota.Refund.
+func (l *Limits) RefundQuota(ctx context.Context, id string) error {
+	return l.quota.Refund(ctx, id)
+}
+
+// Check decides id's rate limit and, when r has a quota and the algorithm
+// allows, counts its quota in the same round trip. A quota counted for a
+// request the rate limit refuses is the caller's to Refund, so that a
+// refused request costs no quota (as when the quota is checked after the
+// rate limit).
+func (l *Limits) Check(ctx context.Context, id string, r Rate) Outcome {
+	limit, limited := windowLimit(r.Rate)
+	if !limited || r.Per <= 0 {
+		return Outcome{Rate: Decision{Allowed: true}}
+	}
+	if l.log != nil {
+		d, err := l.log.Allow(ctx, id, r.Rate, r.Per)
+		return Outcome{Rate: d, RateErr: err}
+	}
+	pipe := l.client.Pipeline()
+	var rate func(context.Context) (Decision, error)
+	if l.fixed != nil {
+		rate = l.fixed.queue(ctx, pipe, id, limit, r.Per)
+	} else {
+		rate = l.gcra.queue(ctx, pipe, id, limit, r.Per)
+	}
+	var quota func(context.Context) (QuotaDecision, error)
+	if r.QuotaMax > 0 {
+		quota = l.quota.queue(ctx, pipe, id, r.QuotaMax, r.QuotaRenewal)
+	}
+	_, _ = pipe.Exec(ctx) // the commands carry their errors
+	var o Outcome
+	o.Rate, o.RateErr = rate(ctx)
+	if quota != nil {
+		o.QuotaCounted = true
+		o.Quota, o.QuotaErr = quota(ctx)
+	}
+	return o
+}
+
+// Reset forgets id's rate-limit state, whichever algorithm made it: every
+// gateway on the store may not use the same one.
+func (l *Limits) Reset(ctx context.Context, id string) error {
+	// One DEL per key: the keys live in different hash slots.
+	for _, key := range []string{WindowKey(id), SentinelKey(id), GCRAKey(id), FixedWindowKey(id)} {
+		if err := l.client.Del(ctx, key).Err(); err != nil {
+			return wrap("reset", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package specs_test
+
+import (
+	"net/http"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/event"
+	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/specs"
+)
+
+// The rate limiter is chosen in tyk.conf with Tyk 5's settings. Each of
+// them is described here by what a client sees, through one gateway and
+// through two gateways sharing one store.
+var _ = Describe("Choosing the rate limiter", Label("limits", "ratelimit"), func() {
+	var (
+		env *specs.Env
+		key string
+	)
+
+	// callOrders sends one keyed request through inst and returns its status.
+	callOrders := func(inst *specs.Instance) int {
+		GinkgoHelper()
+		return inst.Get("/orders/", "Authorization", key).StatusCode
+	}
+	// statuses sends n keyed requests through inst.
+	statuses := func(inst *specs.Instance, n int) []int {
+		GinkgoHelper()
+		var out []int
+		for range n {
+			out = append(out, callOrders(inst))
+		}
+		return out
+	}
+	const (
+		ok      = http.StatusOK
+		limited = http.StatusTooManyRequests
+	)
+
+	// startWith starts a gateway with this tyk.conf and a key allowed 2
+	// requests per 10 s.
+	startWith := func(tykConf string) {
+		GinkgoHelper()
+		env = specs.NewEnv(specs.WithConfig(tykConf), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key = env.IssueKey(grantTo("orders", `"rate": 2, "per": 10`))
+	}
+
+	When("tyk.conf chooses none (the default: GCRA, as go-redis/redis_rate)", func() {
+		BeforeEach(func() { startWith(`{"secret": "s"}`) })
+
+		It("serves rate requests at once and answers the next with 429 Rate Limit Exceeded", func() {
+			Expect(statuses(env.Instance, 2)).To(Equal([]int{ok, ok}))
+			expectGatewayError(env.Get("/orders/", "Authorization", key), limited, chain.CauseRateLimited, "Rate Limit Exceeded")
+		})
+
+		It("then serves one request every per/rate seconds", func() {
+			statuses(env.Instance, 3)
+			env.Clock.Advance(5 * time.Second)
+			Expect(statuses(env.Instance, 2)).To(Equal([]int{ok, limited}))
+			env.Clock.Advance(5 * time.Second)
+			Expect(statuses(env.Instance, 2)).To(Equal([]int{ok, limited}))
+		})
+
+		It("keeps one key per API key in Redis, rate-limit-{quota-<key>}.gcra, however busy the key", func(ctx SpecContext) {
+			statuses(env.Instance, 5)
+			Expect(env.Redis.Exists(ctx, limit.GCRAKey(key)).Val()).To(Equal(int64(1)))
+			Expect(env.Redis.Exists(ctx, limit.WindowKey(key)).Val()).To(BeZero(), "no sliding log")
+		}, SpecTimeout(5*time.Second))
+
+		It("shares the limit between two gateways on the same store", func() {
+			other := env.StartGateway()
+			Expect([]int{callOrders(env.Instance), callOrders(other), callOrders(env.Instance), callOrders(other)}).
+				To(Equal([]int{ok, ok, limited, limited}))
+		})
+
+		It("fires RateLimitExceeded for a refused request", func(ctx SpecContext) {
+			events := subscribeTo(env.Instance, event.RateLimitExceeded)
+			statuses(env.Instance, 3)
+			Eventually(events).WithContext(ctx).Should(Receive())
+		}, SpecTimeout(5*time.Second))
+	})
+
+	When("enable_non_transactional_rate_limiter is on by itself", func() {
+		It("keeps the default limiter: the setting changes only the rolling limiter", func(ctx SpecContext) {
+			startWith(`{"secret": "s", "enable_non_transactional_rate_limiter": true}`)
+			Expect(statuses(env.Instance, 3)).To(Equal([]int{ok, ok, limited}))
+			Expect(env.Redis.Exists(ctx, limit.GCRAKey(key)).Val()).To(Equal(int64(1)))
+			Expect(env.Redis.Exists(ctx, limit.WindowKey(key)).Val()).To(BeZero())
+		}, SpecTimeout(5*time.Second))
+	})
+
+	When("enable_fixed_window_rate_limiter is on", func() {
+		BeforeEach(func() { startWith(`{"secret": "s", "enable_fixed_window_rate_limiter": true}`) })
+
+		It("serves rate requests per window and answers the rest of the window with 429", func() {
+			Expect(statuses(env.Instance, 2)).To(Equal([]int{ok, ok}))
+			env.Clock.Advance(9 * time.Second)
+			expectGatewayError(env.Get("/orders/", "Authorization", key), limited, chain.CauseRateLimited, "Rate Limit Exceeded")
+		})
+
+		It("starts a new window per seconds after the first request of the last", specs.SimulatedOnly("a window ends when its key's TTL runs out, and a real Redis's clock cannot be moved"), func() {
+			statuses(env.Instance, 3)
+			env.Clock.Advance(10 * time.Second)
+			Expect(statuses(env.Instance, 3)).To(Equal([]int{ok, ok, limited}))
+		})
+
+		It("counts in Redis under rate-limit-{quota-<key>}.fixed", func(ctx SpecContext) {
+			statuses(env.Instance, 2)
+			Expect(env.Redis.Get(ctx, limit.FixedWindowKey(key)).Val()).To(Equal("2"))
+		}, SpecTimeout(5*time.Second))
+
+		It("shares the window between two gateways on the same store", func() {
+			other := env.StartGateway()
+			Expect([]int{callOrders(env.Instance), callOrders(other), callOrders(env.Instance), callOrders(other)}).
+				To(Equal([]int{ok, ok, limited, limited}))
+		})
+	})
+
+	When("enable_redis_rolling_limiter is on", func() {
+		BeforeEach(func() { startWith(`{"secret": "s", "enable_redis_rolling_limiter": true}`) })
+
+		It("never serves more than rate requests in any per seconds", func() {
+			Expect(callOrders(env.Instance)).To(Equal(ok))
+			env.Clock.Advance(6 * time.Second)
+			Expect(callOrders(env.Instance)).To(Equal(ok))
+			env.Clock.Advance(3 * time.Second)
+			Expect(callOrders(env.Instance)).To(Equal(limited), "two requests in the last 9 s")
+			env.Clock.Advance(2 * time.Second)
+			Expect(statuses(env.Instance, 2)).To(Equal([]int{ok, limited}), "the first request has left the window, the second has not")
+		})
+
+		It("shares the window between two gateways on the same store", func() {
+			other := env.StartGateway()
+			Expect([]int{callOrders(env.Instance), callOrders(other), callOrders(env.Instance), callOrders(other)}).
+				To(Equal([]int{ok, ok, limited, limited}))
+		})
+	})
+
+	When("enable_redis_rolling_limiter and enable_non_transactional_rate_limiter are on", func() {
+		It("limits as the transactional rolling limiter does, in a plain pipeline", func(ctx SpecContext) {
+			startWith(`{"secret": "s", "enable_redis_rolling_limiter": true, "enable_non_transactional_rate_limiter": true}`)
+			Expect(statuses(env.Instance, 3)).To(Equal([]int{ok, ok, limited}))
+			Expect(env.Redis.ZCard(ctx, limit.WindowKey(key)).Val()).To(Equal(int64(2)))
+		}, SpecTimeout(5*time.Second))
+	})
+
+	When("enable_sentinel_rate_limiter is on", func() {
+		BeforeEach(func() { startWith(`{"secret": "s", "enable_sentinel_rate_limiter": true}`) })
+
+		It("uses the rolling limiter: a key over its limit is refused on the other gateway too, for the rest of the window", func() {
+			other := env.StartGateway()
+			statuses(env.Instance, 3)
+			env.Clock.Advance(9 * time.Second)
+			Expect(callOrders(other)).To(Equal(limited))
+		})
+	})
+
+	When("a key has a rate limit and a quota", func() {
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithAPI(keyedAPI("orders", "/orders/")))
+			key = env.IssueKey(grantTo("orders", `"rate": 1, "per": 60, "quota_max": 3, "quota_renewal_rate": 3600`))
+		})
+
+		It("does not charge the quota for requests the rate limit refused", func(ctx SpecContext) {
+			Expect(statuses(env.Instance, 4)).To(Equal([]int{ok, limited, limited, limited}))
+			Expect(env.Redis.Get(ctx, limit.QuotaKey(key)).Val()).To(Equal("1"))
+		}, SpecTimeout(5*time.Second))
+
+		It("answers 403 Quota exceeded once the quota is spent, and fires QuotaExceeded", func(ctx SpecContext) {
+			events := subscribeTo(env.Instance, event.QuotaExceeded)
+			for range 3 {
+				Expect(callOrders(env.Instance)).To(Equal(ok))
+				env.Clock.Advance(time.Minute)
+			}
+			expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseQuotaExceeded, "Quota exceeded")
+			Eventually(events).WithContext(ctx).Should(Receive())
+		}, SpecTimeout(5*time.Second))
+
+		It("shares both between two gateways on the same store", func() {
+			other := env.StartGateway()
+			Expect(callOrders(env.Instance)).To(Equal(ok))
+			Expect(callOrders(other)).To(Equal(limited))
+			env.Clock.Advance(time.Minute)
+			Expect(callOrders(other)).To(Equal(ok))
+			env.Clock.Advance(time.Minute)
+			Expect(callOrders(env.Instance)).To(Equal(ok))
+			env.Clock.Advance(time.Minute)
+			Expect(callOrders(other)).To(Equal(http.StatusForbidden))
+		})
+	})
+})
