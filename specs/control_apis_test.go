@@ -151,6 +151,42 @@ var _ = Describe("Listing keys through the control API", Label("control", "tyk-m
 		})
 	})
 
+	// Tyk's test stores the keys through its session manager; these are
+	// created through the control API, which answers the same hashes.
+	When("hash_keys, enable_hashed_keys_listing and allow_master_keys are on, with a key for each of two APIs and a key with no access rights", func() {
+		var env *specs.Env
+		var hashA, hashB, hashC string
+		hashOf := func(sessionJSON string) string {
+			GinkgoHelper()
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/keys/create", sessionJSON)
+			Expect(resp.StatusCode).To(Equal(http.StatusOK), resp.Body)
+			hash, _ := resp.JSON()["key_hash"].(string)
+			Expect(hash).NotTo(BeEmpty())
+			return hash
+		}
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "hash_keys": true, "hash_key_function": "sha256", "enable_hashed_keys_listing": true, "allow_master_keys": true}`),
+				specs.WithAPI(keyedAPI("api-one", "/one/")), specs.WithAPI(keyedAPI("api-two", "/two/")))
+			hashA = hashOf(grantTo("api-one"))
+			hashB = hashOf(grantTo("api-two"))
+			hashC = hashOf(`{"access_rights": {}, "org_id": "org1"}`)
+		})
+
+		It(`?api_id=api-one lists the key granting it and the master key, not the other (mirrors Tyk TestKeyHandler_BatchFiltering_Integration "Filter API One")`, func() {
+			resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys/?api_id=api-one", "")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.JSON()["keys"]).To(ConsistOf(hashA, hashC))
+		})
+
+		It(`?api_id=api-two lists the key granting it and the master key (mirrors "Filter API Two")`, func() {
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys/?api_id=api-two", "").JSON()["keys"]).To(ConsistOf(hashB, hashC))
+		})
+
+		It(`?api_id of an API no key names lists only the master key (mirrors "Filter Unknown API")`, func() {
+			Expect(env.Control(env.Instance, http.MethodGet, "/tyk/keys/?api_id=unknown-api", "").JSON()["keys"]).To(ConsistOf(hashC))
+		})
+	})
+
 	It(`refuses with hash_keys unless enable_hashed_keys_listing is on: 404, Tyk's message`, func() {
 		env := specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "hash_keys": true, "hash_key_function": "sha256"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
 		resp := env.Control(env.Instance, http.MethodGet, "/tyk/keys", "")
