@@ -31,7 +31,7 @@ var _ = Describe("Numbers and bodies the control API refuses", Label("limits-hos
 		Entry("per 0 with a rate", `"rate": 5, "per": 0`, "per:"),
 		Entry("per 1e300, which overflows a duration", `"rate": 5, "per": 1e300`, "per:"),
 		Entry("quota_max -10", `"quota_max": -10, "quota_renewal_rate": 60`, "quota_max:"),
-		Entry("quota_renewal_rate -1", `"quota_max": 10, "quota_renewal_rate": -1`, "quota_renewal_rate:"),
+		Entry("quota_renewal_rate -10", `"quota_max": 10, "quota_renewal_rate": -10`, "quota_renewal_rate:"),
 		Entry("session_lifetime -5", `"session_lifetime": -5`, "session_lifetime:"),
 	)
 

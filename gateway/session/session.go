@@ -41,8 +41,9 @@ type State struct {
 	Allowance float64 `json:"allowance"`
 	LastCheck int64   `json:"last_check"`
 	// QuotaMax requests per QuotaRenewalRate seconds; QuotaMax <= 0 means
-	// no quota. QuotaRemaining and QuotaRenews (unix seconds) are reported
-	// back after each request.
+	// no quota; QuotaRenewalRate 0 or -1 (Tyk's "never") means the count
+	// never resets. QuotaRemaining and QuotaRenews (unix seconds) are
+	// reported back after each request.
 	QuotaMax         int64 `json:"quota_max"`
 	QuotaRemaining   int64 `json:"quota_remaining"`
 	QuotaRenews      int64 `json:"quota_renews"`
@@ -305,8 +306,8 @@ func (s *State) Validate() error {
 		return fmt.Errorf("per: 0 with rate %v; give the period in seconds the rate applies to", s.Rate)
 	case s.QuotaMax < -1 || s.QuotaMax > maxQuotaMax:
 		return fmt.Errorf("quota_max: %d is not a number of requests from 0 to %d (-1: no quota)", s.QuotaMax, int64(maxQuotaMax))
-	case s.QuotaRenewalRate < 0 || s.QuotaRenewalRate > maxSeconds:
-		return fmt.Errorf("quota_renewal_rate: %d is not a number of seconds from 0 to %d", s.QuotaRenewalRate, maxSeconds)
+	case s.QuotaRenewalRate < -1 || s.QuotaRenewalRate > maxSeconds:
+		return fmt.Errorf("quota_renewal_rate: %d is not a number of seconds from 0 to %d (0 or -1: never renews)", s.QuotaRenewalRate, maxSeconds)
 	case s.SessionLifetime < 0 || s.SessionLifetime > maxSeconds:
 		return fmt.Errorf("session_lifetime: %d is not a number of seconds from 0 to %d", s.SessionLifetime, maxSeconds)
 	case s.Expires < 0:
