@@ -34,4 +34,46 @@ var _ = Describe("Quotas, as Tyk's tests describe them", Label("quota", "tyk-mir
 		Entry(`serves quota_max requests, then answers 403 Quota exceeded, its counter kept without a TTL: quota_renewal_rate 0 (mirrors Tyk TestNeverRenewQuota)`, "0"),
 		Entry(`the same with quota_renewal_rate -1, which Tyk's dashboards write for "never" and Tyk treats as 0`, "-1"),
 	)
+
+	// Tyk 5.14 fills X-RateLimit-* from the quota by default
+	// (rate_limit_response_headers "quotas", internal/rate/headers.go), and
+	// only on answers that reached the upstream or the cache; with
+	// "rate_limits" it fills them from the rate limit, on every answer the
+	// rate limit saw. tollgate always does the latter, which Tyk offers as
+	// an option: the names are those of rate-limit headers, and a client
+	// refused with 429 needs X-RateLimit-Reset to know when to retry.
+	// GET /tyk/keys/{key} reports the quota (quota_remaining, quota_renews).
+	When("a key has a rate limit and a quota of 2 per hour", func() {
+		var key string
+		BeforeEach(func() {
+			key = env.IssueKey(grantTo("orders", `"rate": 100, "per": 60, "quota_max": 2, "quota_renewal_rate": 3600`))
+		})
+
+		It(`reports the rate limit, not the quota, in X-RateLimit-* on proxied answers (differs from Tyk TestQuotaResponseHeaders "key without policy", whose 2 and 1 are the quota's)`, func() {
+			resp := env.Get("/orders/", "Authorization", key)
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(resp.Header.Get("X-RateLimit-Limit")).To(Equal("100"))
+			Expect(resp.Header.Get("X-RateLimit-Remaining")).To(Equal("99"))
+		})
+
+		It(`reports the rate limit in X-RateLimit-* on the 403 Quota exceeded too (differs from Tyk TestQuotaHeadersOnErrorResponses, which sends none there)`, func() {
+			env.Get("/orders/", "Authorization", key)
+			env.Get("/orders/", "Authorization", key)
+			resp := env.Get("/orders/", "Authorization", key)
+			expectGatewayError(resp, http.StatusForbidden, chain.CauseQuotaExceeded, "Quota exceeded")
+			Expect(resp.Header.Get("X-RateLimit-Limit")).To(Equal("100"))
+			Expect(resp.Header.Get("X-RateLimit-Remaining")).To(Equal("97"))
+		})
+	})
+
+	When("a key has a quota and no rate limit", func() {
+		It("sends no X-RateLimit-* on the 403 Quota exceeded, as Tyk does (mirrors Tyk TestQuotaHeadersOnErrorResponses)", func() {
+			key := env.IssueKey(grantTo("orders", `"quota_max": 1, "quota_renewal_rate": 60`))
+			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+			resp := env.Get("/orders/", "Authorization", key)
+			Expect(resp.StatusCode).To(Equal(http.StatusForbidden))
+			Expect(resp.Header.Values("X-RateLimit-Limit")).To(BeEmpty())
+			Expect(resp.Header.Values("X-RateLimit-Remaining")).To(BeEmpty())
+		})
+	})
 })
