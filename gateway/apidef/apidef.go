@@ -163,6 +163,13 @@ type VersionDefinition struct {
 	Location string `json:"location"`
 	// Key is the header or parameter name, e.g. "x-api-version".
 	Key string `json:"key"`
+	// StripVersioningData removes the version from the request before the
+	// path lists and the upstream see it: the header, the query parameter,
+	// or, with "url", the version's path segment and its slash ("/v1/users"
+	// becomes "/users"; "/v1" alone is left, as in Tyk).
+	StripVersioningData bool `json:"strip_versioning_data"`
+	// StripPath is Tyk's older name for StripVersioningData with "url".
+	StripPath bool `json:"strip_path"`
 }
 
 // ProxyConfig is the definition's proxy section.

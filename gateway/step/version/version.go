@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -319,6 +320,9 @@ func (s *step) Serve(c *chain.Call) bool {
 		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseVersionExpired, chain.MsgVersionExpired)
 		return false
 	}
+	if !s.def.VersionData.NotVersioned {
+		stripVersion(c, s.def.Definition)
+	}
 	c.Version, c.Upstream = v.name, v.proxy
 	method, full := c.R.Method, c.R.URL.Path
 	for i := range v.rules {
@@ -347,6 +351,39 @@ func (s *step) Serve(c *chain.Call) bool {
 		return false
 	}
 	return pass(c, v)
+}
+
+// stripVersion removes the version the request named from it, when the
+// definition says so (strip_versioning_data, or strip_path with "url"), as
+// Tyk's APISpec.Version does: the path lists, the later steps and the
+// upstream see the request without it.
+func stripVersion(c *chain.Call, d apidef.VersionDefinition) {
+	switch {
+	case d.Location == "url" && (d.StripVersioningData || d.StripPath):
+		seg, rest, ok := strings.Cut(strings.TrimPrefix(c.Path, "/"), "/")
+		if !ok || seg == "" {
+			return // "/v1" alone: Tyk strips only the segment with its slash
+		}
+		// c.Path is the end of the request path (see chain.relativePath).
+		u := c.R.URL
+		prefix := u.Path[:len(u.Path)-len(c.Path)]
+		if u.RawPath != "" {
+			rawSeg := "/" + url.PathEscape(seg) + "/"
+			if rawRest, found := strings.CutPrefix(u.RawPath, prefix+rawSeg); found {
+				u.RawPath = prefix + "/" + rawRest
+			} else {
+				u.RawPath = "" // re-encoded from Path
+			}
+		}
+		c.Path = "/" + rest
+		u.Path = prefix + c.Path
+	case d.Location == "url-param" && d.StripVersioningData:
+		q := c.R.URL.Query()
+		q.Del(d.Key)
+		c.R.URL.RawQuery = q.Encode()
+	case (d.Location == "" || d.Location == "header") && d.StripVersioningData:
+		c.R.Header.Del(d.Key)
+	}
 }
 
 // pass lets the request through; like Tyk, only a request that passes
