@@ -127,3 +127,36 @@ var _ = Describe("Webhook templates, as Tyk's tests describe them", Label("webho
 		}, SpecTimeout(10*time.Second))
 	})
 })
+
+// Tyk 5.14 decodes a webhook's handler_meta only when it builds the
+// handler (WebHookHandler.Init), and one that fails is left out: the API
+// is served without it, and the failure is one log line. tollgate decodes
+// handler_meta with the rest of the definition, so a value of the wrong
+// type is a load error naming the field, as a wrong type anywhere else in
+// a definition is (in Tyk too): a webhook silently dropped is noticed only
+// when the events it should report are found missing.
+var _ = Describe("Webhook configuration, as Tyk's tests describe it", Label("webhook", "tyk-mirror"), func() {
+	When("a webhook's method is not a string", func() {
+		var (
+			env *specs.Env
+			err error
+		)
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithAPI(keylessAPI("good", "/good/")))
+			env.WriteAPIFile("hooked.json", `{"api_id": "hooked", "active": true, "use_keyless": true,
+  "proxy": {"listen_path": "/hooked/", "target_url": "{{upstream}}"},
+  "event_handlers": {"events": {"KeyExpired": [{"handler_name": "eh_web_hook_handler", "handler_meta": {
+    "method": 123, "target_path": "http://127.0.0.1:1/hook", "header_map": {"X-Tyk-Test-Header": "Tyk v1.BANANA"}, "event_timeout": 10}}]}}}`)
+			err = env.Gateway.Reload()
+		})
+
+		It("refuses the definition, naming the file and handler_meta.method (differs from Tyk TestNewInvalid, where the handler fails and the API is served without it)", func() {
+			Expect(err).To(MatchError(And(ContainSubstring("hooked.json"), ContainSubstring("handler_meta"), ContainSubstring("method"))))
+			Expect(env.Get("/hooked/").StatusCode).To(Equal(http.StatusNotFound))
+		})
+
+		It("still serves the other APIs", func() {
+			Expect(env.Get("/good/").StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+})
