@@ -42,15 +42,16 @@ func (b *apiBuild) jsMiddleware() (*jsmw.Set, error) {
 		return b.js, nil
 	}
 	set, err := jsmw.Compile(b.def, jsmw.Options{
-		EnableJSVM:    b.g.cfg.EnableJSVM,
-		Timeout:       b.g.cfg.JSTimeout(),
-		Log:           b.g.log,
-		RawLog:        b.g.rawLog,
-		Host:          &jsHost{g: b.g, def: b.def},
-		Client:        &http.Client{Transport: b.g.transport},
-		ResolvePath:   b.g.cfg.ResolvePath,
-		MaxScriptSize: b.g.cfg.ScriptSizeLimit(),
-		Memory:        b.g.jsMemory,
+		EnableJSVM:     b.g.cfg.EnableJSVM,
+		Timeout:        b.g.cfg.JSTimeout(),
+		Log:            b.g.log,
+		RawLog:         b.g.rawLog,
+		Host:           &jsHost{g: b.g, def: b.def},
+		Client:         &http.Client{Transport: b.g.transport},
+		ResolvePath:    b.g.cfg.ResolvePath,
+		MaxScriptSize:  b.g.cfg.ScriptSizeLimit(),
+		Memory:         b.g.jsMemory,
+		KeepHeaderCase: b.g.cfg.IgnoreCanonicalMIMEHeaderKey,
 	})
 	if err != nil {
 		return nil, err

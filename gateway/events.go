@@ -100,6 +100,7 @@ func (g *Gateway) compileEventHandlers(sec apidef.EventHandlerSection, field str
 					Store:           g.store.Client,
 					Now:             g.now,
 					Log:             g.reqLog,
+					KeepHeaderCase:  g.cfg.IgnoreCanonicalMIMEHeaderKey,
 				})
 				if errors.Is(err, conffile.ErrTooLarge) {
 					err = fmt.Errorf("%w (max_script_size in tyk.conf)", err)

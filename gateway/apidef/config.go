@@ -73,6 +73,11 @@ type Config struct {
 	// none: the connection's address is the client, and those headers are
 	// removed before any rule, middleware or upstream sees them.
 	TrustedProxies []string `json:"trusted_proxies"`
+	// IgnoreCanonicalMIMEHeaderKey sends the headers JS middleware sets
+	// (SetHeaders) and a webhook's header_map with their names as written
+	// ("X-CertificateOuid"), instead of canonical ("X-Certificateouid"),
+	// for upstreams that compare header names case-sensitively.
+	IgnoreCanonicalMIMEHeaderKey bool `json:"ignore_canonical_mime_header_key"`
 	// AllowMasterKeys lets a key with no access_rights call every API.
 	// Default false: such a key calls none.
 	AllowMasterKeys bool `json:"allow_master_keys"`

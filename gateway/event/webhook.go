@@ -97,6 +97,10 @@ type WebhookOptions struct {
 	Now func() time.Time
 	// Log receives one line per delivery. Default: discarded.
 	Log *slog.Logger
+	// KeepHeaderCase sends header_map's names as written (tyk.conf's
+	// ignore_canonical_mime_header_key); Content-Type, Host and User-Agent,
+	// which the webhook reads itself, are matched canonically still.
+	KeepHeaderCase bool
 }
 
 // WebhookStats counts what a Webhook did with the events it handled.
@@ -320,14 +324,18 @@ func NewWebhook(conf WebhookConfig, o WebhookOptions) (*Webhook, []string, error
 		w.ttl = time.Duration(conf.EventTimeout) * time.Second
 	}
 	for k, v := range conf.HeaderMap {
-		switch http.CanonicalHeaderKey(k) {
+		switch canonical := http.CanonicalHeaderKey(k); canonical {
 		case "Host":
 			w.host = v
 		case "User-Agent":
 			warnings = append(warnings, fmt.Sprintf(
 				"webhook %q: header_map User-Agent is ignored; webhooks are sent as %s", conf.Name, UserAgent))
 		default:
-			w.headers.Set(k, v)
+			if o.KeepHeaderCase && canonical != "Content-Type" {
+				w.headers[k] = []string{v}
+			} else {
+				w.headers.Set(k, v)
+			}
 		}
 	}
 	w.headers.Set("User-Agent", UserAgent)

@@ -47,7 +47,7 @@ func (a *authCheck) Serve(c *chain.Call) bool {
 	if !ok {
 		return false
 	}
-	if !apply(c, body, res.Request) {
+	if !apply(c, body, res.Request, a.keepHeaderCase) {
 		return false
 	}
 	log := a.log.With("middleware", a.name, "hook", a.hook)

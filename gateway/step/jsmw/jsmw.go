@@ -48,6 +48,9 @@ type Options struct {
 	// Memory stops the API's JS runs, and its scripts' load, when the heap
 	// passes its limit; nil means none.
 	Memory *jsvm.MemoryBudget
+	// KeepHeaderCase sets SetHeaders with their names as the script wrote
+	// them (tyk.conf's ignore_canonical_mime_header_key).
+	KeepHeaderCase bool
 }
 
 // Set is an API's JS middleware: one compiled Program and a step per
@@ -84,6 +87,7 @@ type middleware struct {
 	name           string
 	hook           string
 	requireSession bool
+	keepHeaderCase bool
 }
 
 var _ chain.Step = (*middleware)(nil)
@@ -158,7 +162,7 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 	set := &Set{prog: prog, steps: map[string][]chain.Step{}}
 	for _, e := range entries {
 		m := &middleware{
-			prog: prog, log: log, name: e.def.Name, hook: e.hook,
+			prog: prog, log: log, name: e.def.Name, hook: e.hook, keepHeaderCase: o.KeepHeaderCase,
 			// pre and auth_check run before there is a session: Tyk
 			// gives them an empty one.
 			requireSession: e.def.RequireSession && e.hook != apidef.HookPre && e.hook != apidef.HookAuthCheck,
@@ -177,7 +181,7 @@ func (m *middleware) Serve(c *chain.Call) bool {
 	if !ok {
 		return false
 	}
-	if !apply(c, body, res.Request) {
+	if !apply(c, body, res.Request, m.keepHeaderCase) {
 		return false
 	}
 	if m.requireSession && c.Session != nil && res.SessionMeta != nil && !reflect.DeepEqual(c.Session.MetaData, res.SessionMeta) {
@@ -242,8 +246,10 @@ func (m *middleware) run(c *chain.Call) (body []byte, res *jsvm.Result, ok bool)
 
 // apply applies what JS middleware returned to the request, or answers the
 // request itself when the middleware said so. body is the request body the
-// middleware was given.
-func apply(c *chain.Call, body []byte, out jsvm.ResultRequest) bool {
+// middleware was given; with keepHeaderCase, SetHeaders keep their names as
+// written, and DeleteHeaders remove a name so written too, as Tyk's
+// ignore_canonical_mime_header_key does.
+func apply(c *chain.Call, body []byte, out jsvm.ResultRequest, keepHeaderCase bool) bool {
 	ro := out.ReturnOverrides
 	if ro.ResponseError != "" {
 		ro.ResponseBody = ro.ResponseError
@@ -275,9 +281,16 @@ func apply(c *chain.Call, body []byte, out jsvm.ResultRequest) bool {
 	}
 	for _, h := range out.DeleteHeaders {
 		r.Header.Del(h)
+		if keepHeaderCase {
+			delete(r.Header, h)
+		}
 	}
 	for k, v := range out.SetHeaders {
-		r.Header.Set(k, v)
+		if keepHeaderCase {
+			r.Header[k] = []string{v}
+		} else {
+			r.Header.Set(k, v)
+		}
 	}
 	if len(out.DeleteParams) > 0 || len(out.AddParams) > 0 || len(out.ExtendedParams) > 0 {
 		q := r.URL.Query()
