@@ -52,6 +52,7 @@ func (b *apiBuild) jsMiddleware() (*jsmw.Set, error) {
 		MaxScriptSize:  b.g.cfg.ScriptSizeLimit(),
 		Memory:         b.g.jsMemory,
 		KeepHeaderCase: b.g.cfg.IgnoreCanonicalMIMEHeaderKey,
+		UserCorePath:   b.g.cfg.ResolvePath(b.g.cfg.TykJSPath),
 	})
 	if err != nil {
 		return nil, err

@@ -279,3 +279,44 @@ return leaky.ReturnData(request);`)
 		})
 	})
 })
+
+// Tyk 5.14 runs tyk.conf's tyk_js_path in every JS VM after its own core
+// and before the middleware (JSVM.Init), so middleware can share what it
+// defines.
+var _ = Describe("A user's core JS (tyk_js_path), as Tyk's tests describe it", Label("jsvm", "tyk-mirror"), func() {
+	var mw string
+	BeforeEach(func() {
+		mw = middleware("testJSVMCore", `request.SetHeaders["global"] = globalVar;
+return testJSVMCore.ReturnData(request, {});`)
+	})
+	jsOn := func(core string) string {
+		return fmt.Sprintf(`{"secret": "s", "enable_jsvm": true, "jsvm_timeout": 1, "tyk_js_path": %q}`, core)
+	}
+	api := func() string {
+		return jsAPI(`{"pre": [{"name": "testJSVMCore", "path": "` + mw + `"}]}`)
+	}
+
+	It("gives the middleware what it defines (mirrors Tyk TestJSVMUserCore)", func() {
+		env := specs.NewEnv(specs.WithConfig(jsOn(jsFile("core", `var globalVar = "globalValue"`))), specs.WithAPI(api()))
+		key := env.IssueKey(grantTo("js"))
+		Expect(env.Get("/js/foo", "x-key", key).StatusCode).To(Equal(http.StatusOK))
+		Expect(env.Upstream.LastRequest().Headers.Get("Global")).To(Equal("globalValue"))
+	})
+
+	It("still defines it on the next request, as every run starts from the loaded scripts", func() {
+		env := specs.NewEnv(specs.WithConfig(jsOn(jsFile("core", `var globalVar = "globalValue"`))), specs.WithAPI(api()))
+		key := env.IssueKey(grantTo("js"))
+		env.Get("/js/foo", "x-key", key)
+		Expect(env.Get("/js/foo", "x-key", key).StatusCode).To(Equal(http.StatusOK))
+		Expect(env.Upstream.LastRequest().Headers.Get("Global")).To(Equal("globalValue"))
+	})
+
+	When("the file cannot be read", func() {
+		It("refuses the APIs with JS middleware, naming tyk_js_path (Tyk ignores a file it cannot open and runs the middleware without it)", func() {
+			env := specs.NewEnv(specs.WithConfig(jsOn(filepath.Join(GinkgoT().TempDir(), "missing.js"))), specs.WithAPI(keylessAPI("plain", "/plain/")))
+			env.WriteAPIFile("js.json", api())
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("js.json"), ContainSubstring("tyk_js_path"))))
+			Expect(env.Get("/plain/").StatusCode).To(Equal(http.StatusOK))
+		})
+	})
+})

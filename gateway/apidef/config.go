@@ -101,6 +101,10 @@ type Config struct {
 	// EnableJSVM allows APIs with JS middleware; an API that has some is
 	// refused at load while it is false. Default false, as in Tyk.
 	EnableJSVM bool `json:"enable_jsvm"`
+	// TykJSPath is a JS file loaded into every API's JS VM after Tyk's core
+	// and before the API's middleware: functions and values shared by all
+	// middleware. Relative to tyk.conf's folder.
+	TykJSPath string `json:"tyk_js_path"`
 	// JSVMTimeout bounds each JS middleware run, in seconds. Default 5. A
 	// run that takes longer is interrupted and the request gets 500.
 	JSVMTimeout float64 `json:"jsvm_timeout"`

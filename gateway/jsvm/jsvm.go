@@ -63,6 +63,10 @@ type Config struct {
 	// instead of reusing a reset one. It is much slower and exists to
 	// compare the two.
 	FreshVM bool
+	// UserCore is a script run after tollgate's JS API and before the
+	// sources, with their limits (tyk.conf's tyk_js_path): what it defines
+	// every middleware can use, and every run starts with.
+	UserCore *Source
 }
 
 // Source is one middleware script.
@@ -195,7 +199,15 @@ func compile(spec Spec, sources []Source, cfg Config) (*Program, outcome, error)
 	if err := p.initCore(tmpl); err != nil {
 		return nil, outcome{}, err
 	}
-	out, err := p.guarded(context.Background(), v, func() error { return p.loadSources(tmpl, sources) })
+	out, err := p.guarded(context.Background(), v, func() error {
+		if c := cfg.UserCore; c != nil {
+			p.loading = c.File
+			if err := load(tmpl, c.File, c.Code); err != nil {
+				return err
+			}
+		}
+		return p.loadSources(tmpl, sources)
+	})
 	if err == nil {
 		err = p.recordGlobals(tmpl)
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// Memory stops the API's JS runs, and its scripts' load, when the heap
 	// passes its limit; nil means none.
 	Memory *jsvm.MemoryBudget
+	// UserCorePath is tyk.conf's tyk_js_path, resolved: a script loaded
+	// before every API's middleware; "" means none.
+	UserCorePath string
 	// KeepHeaderCase sets SetHeaders with their names as the script wrote
 	// them (tyk.conf's ignore_canonical_mime_header_key).
 	KeepHeaderCase bool
@@ -139,6 +142,17 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 	if !o.EnableJSVM {
 		return nil, errors.New("custom_middleware: the API has JS middleware but enable_jsvm is false in tyk.conf")
 	}
+	var userCore *jsvm.Source
+	if o.UserCorePath != "" {
+		code, err := conffile.Read(o.UserCorePath, o.MaxScriptSize)
+		if errors.Is(err, conffile.ErrTooLarge) {
+			err = fmt.Errorf("%w (max_script_size in tyk.conf)", err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tyk_js_path in tyk.conf: %w", err)
+		}
+		userCore = &jsvm.Source{File: o.UserCorePath, Code: code}
+	}
 	log := o.Log.With("api_id", def.APIID)
 	configData := def.ConfigData
 	if def.ConfigDataDisabled {
@@ -154,7 +168,8 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 		// Idle VMs kept for reuse: enough for the requests a gateway runs
 		// at once, so a burst does not copy VMs afresh. An idle VM holds
 		// the compiled scripts' heap, tens of KiB for small middleware.
-		MaxIdle: idleVMs,
+		MaxIdle:  idleVMs,
+		UserCore: userCore,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("custom_middleware: %w", err)
