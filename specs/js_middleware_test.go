@@ -319,4 +319,13 @@ return testJSVMCore.ReturnData(request, {});`)
 			Expect(env.Get("/plain/").StatusCode).To(Equal(http.StatusOK))
 		})
 	})
+
+	When("the file throws", func() {
+		It("refuses the APIs with JS middleware, naming the file", func() {
+			core := jsFile("core", `throw new Error("no core today")`)
+			env := specs.NewEnv(specs.WithConfig(jsOn(core)), specs.WithAPI(keylessAPI("plain", "/plain/")))
+			env.WriteAPIFile("js.json", api())
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("js.json"), ContainSubstring(core), ContainSubstring("no core today"))))
+		})
+	})
 })
