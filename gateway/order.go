@@ -197,11 +197,11 @@ func buildGranular(b *apiBuild) ([]chain.Step, error) {
 }
 
 func buildRateLimit(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.publisher(), b.g.reqLog)}, nil
+	return []chain.Step{ratelimit.New(b.g.limiters.of(b.def), b.g.publisher(), b.g.reqLog, !b.g.cfg.QuotaHeaders())}, nil
 }
 
 func buildQuota(b *apiBuild) ([]chain.Step, error) {
-	return []chain.Step{quota.New(b.g.quota, b.g.publisher(), b.g.reqLog)}, nil
+	return []chain.Step{quota.New(b.g.quota, b.g.publisher(), b.g.reqLog, b.g.cfg.QuotaHeaders())}, nil
 }
 
 func buildCache(b *apiBuild) ([]chain.Step, error) {

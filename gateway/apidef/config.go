@@ -81,6 +81,13 @@ type Config struct {
 	// AllowMasterKeys lets a key with no access_rights call every API.
 	// Default false: such a key calls none.
 	AllowMasterKeys bool `json:"allow_master_keys"`
+	// RateLimitResponseHeaders is what X-RateLimit-Limit, -Remaining and
+	// -Reset describe. "rate_limits" (or absent: tollgate's default) the
+	// key's rate limit, on every answer the rate limit saw, 429 included,
+	// so a refused client learns when to retry; "quotas" (Tyk's default)
+	// the key's quota, on answers that passed it and not on the 403 Quota
+	// exceeded, as Tyk sends them.
+	RateLimitResponseHeaders string `json:"rate_limit_response_headers"`
 	// EnableRedisRollingLimiter limits keys with Tyk's sliding log in Redis,
 	// exact in any window but costing memory and time in proportion to the
 	// rate. Default false: a GCRA in Redis, one key and one script call per
@@ -372,6 +379,11 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	if err := cfg.validateRanges(); err != nil {
 		return nil, nil, err
 	}
+	switch cfg.RateLimitResponseHeaders {
+	case "", RateLimitHeadersFromRateLimits, RateLimitHeadersFromQuotas:
+	default:
+		return nil, nil, fmt.Errorf("rate_limit_response_headers: %q is neither %q nor %q", cfg.RateLimitResponseHeaders, RateLimitHeadersFromRateLimits, RateLimitHeadersFromQuotas)
+	}
 	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
 		return nil, nil, fmt.Errorf("listen_port: %d is not a TCP port (1 to 65535; 0 or absent means 8080)", cfg.ListenPort)
 	}
@@ -452,6 +464,18 @@ func ValidateDebugListen(addr string) error {
 		return nil
 	}
 	return fmt.Errorf("debug_listen: %q is not a loopback address; the debug listener has no authentication, so it only listens on 127.0.0.0/8, ::1 or localhost (e.g. \"127.0.0.1:6060\")", addr)
+}
+
+// The values of rate_limit_response_headers.
+const (
+	RateLimitHeadersFromRateLimits = "rate_limits"
+	RateLimitHeadersFromQuotas     = "quotas"
+)
+
+// QuotaHeaders tells whether X-RateLimit-* describe the quota
+// (rate_limit_response_headers "quotas") rather than the rate limit.
+func (c *Config) QuotaHeaders() bool {
+	return c.RateLimitResponseHeaders == RateLimitHeadersFromQuotas
 }
 
 // seconds checks a duration setting given in seconds: 0 (the default) or

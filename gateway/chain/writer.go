@@ -1,6 +1,9 @@
 package chain
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+)
 
 // Writer is the base of every response-writer wrapper of the chain: embed
 // it and override WriteHeader and Write. It passes flushes through, so
@@ -96,4 +99,28 @@ func (w *ownedHeaders) Flush() {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.Writer.Flush()
+}
+
+// SetLimitHeaders sets X-RateLimit-Limit, -Remaining and -Reset (a unix
+// time) in h: the rate limit's or, with rate_limit_response_headers
+// "quotas", the quota's. They are set by their canonical names:
+// Header.Set would canonicalise "X-RateLimit-…" into a new string on
+// every request.
+func SetLimitHeaders(h http.Header, limit int, remaining, reset int64) {
+	h[limitHeaders[0]] = []string{strconv.Itoa(limit)}
+	h[limitHeaders[1]] = []string{strconv.FormatInt(remaining, 10)}
+	h[limitHeaders[2]] = []string{strconv.FormatInt(reset, 10)}
+}
+
+// limitHeaders are the headers SetLimitHeaders sets, canonical.
+var limitHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
+
+// IsLimitHeader tells the headers SetLimitHeaders sets, by canonical name.
+func IsLimitHeader(name string) bool {
+	for _, h := range limitHeaders {
+		if name == h {
+			return true
+		}
+	}
+	return false
 }

@@ -27,14 +27,18 @@ type step struct {
 	counter Counter
 	events  chain.Publisher
 	log     *slog.Logger
+	headers bool
 }
 
 var _ chain.Step = (*step)(nil)
 
 // New builds the quota step over counter; a refusal fires QuotaExceeded
-// on events, as Tyk's does.
-func New(counter Counter, events chain.Publisher, log *slog.Logger) chain.Step {
-	return &step{counter: counter, events: events, log: log}
+// on events, as Tyk's does. With headers, a request the quota lets
+// through is answered with the quota in X-RateLimit-Limit, -Remaining and
+// -Reset (0: never), in place of the upstream's (rate_limit_response_headers
+// "quotas", as Tyk's quota headers); the 403 has none, as in Tyk.
+func New(counter Counter, events chain.Publisher, log *slog.Logger, headers bool) chain.Step {
+	return &step{counter: counter, events: events, log: log, headers: headers}
 }
 
 func (s *step) Serve(c *chain.Call) bool {
@@ -62,6 +66,14 @@ func (s *step) Serve(c *chain.Call) bool {
 		s.events.Publish(chain.KeyEvent(c, event.QuotaExceeded, "Key Quota Limit Exceeded"))
 		chain.WriteError(c.W, c.R, http.StatusForbidden, chain.CauseQuotaExceeded, chain.MsgQuotaExceeded)
 		return false
+	}
+	if s.headers {
+		var renews int64
+		if !d.Renews.IsZero() {
+			renews = d.Renews.Unix()
+		}
+		chain.SetLimitHeaders(c.W.Header(), int(d.Max), d.Remaining, renews)
+		c.W = chain.OwnedHeaders(c.W, chain.IsLimitHeader)
 	}
 	return true
 }

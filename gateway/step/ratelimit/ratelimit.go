@@ -14,7 +14,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/chain"
@@ -34,14 +33,18 @@ type step struct {
 	limiter Limiter
 	events  chain.Publisher
 	log     *slog.Logger
+	headers bool
 }
 
 var _ chain.Step = (*step)(nil)
 
 // New builds the rate-limit step over limiter; a refusal fires
-// RateLimitExceeded on events, as Tyk's does.
-func New(limiter Limiter, events chain.Publisher, log *slog.Logger) chain.Step {
-	return &step{limiter: limiter, events: events, log: log}
+// RateLimitExceeded on events, as Tyk's does. With headers it reports the
+// rate limit in X-RateLimit-Limit, -Remaining and -Reset, which then are
+// its own (rate_limit_response_headers "rate_limits"); without, the quota
+// step may report the quota there.
+func New(limiter Limiter, events chain.Publisher, log *slog.Logger, headers bool) chain.Step {
+	return &step{limiter: limiter, events: events, log: log, headers: headers}
 }
 
 func (s *step) Serve(c *chain.Call) bool {
@@ -65,12 +68,9 @@ func (s *step) Serve(c *chain.Call) bool {
 		return true
 	}
 	d := o.Rate
-	// Set by their canonical names: Header.Set would canonicalise
-	// "X-RateLimit-…" into a new string on every request.
-	h := c.W.Header()
-	h[limitHeaders[0]] = []string{strconv.Itoa(d.Limit)}
-	h[limitHeaders[1]] = []string{strconv.Itoa(d.Remaining)}
-	h[limitHeaders[2]] = []string{strconv.FormatInt(c.Now.Add(d.Reset).Unix(), 10)}
+	if s.headers {
+		chain.SetLimitHeaders(c.W.Header(), d.Limit, int64(d.Remaining), c.Now.Add(d.Reset).Unix())
+	}
 	if !d.Allowed {
 		if o.QuotaCounted && o.QuotaErr == nil {
 			ctx, cancel := c.StoreContext()
@@ -83,20 +83,8 @@ func (s *step) Serve(c *chain.Call) bool {
 		chain.WriteError(c.W, c.R, http.StatusTooManyRequests, chain.CauseRateLimited, chain.MsgRateLimited)
 		return false
 	}
-	c.W = chain.OwnedHeaders(c.W, isLimitHeader)
-	return true
-}
-
-// limitHeaders are the headers this step sets (X-RateLimit-Limit,
-// -Remaining and -Reset), canonical.
-var limitHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
-
-// isLimitHeader tells the headers this step sets.
-func isLimitHeader(name string) bool {
-	for _, h := range limitHeaders {
-		if name == h {
-			return true
-		}
+	if s.headers {
+		c.W = chain.OwnedHeaders(c.W, chain.IsLimitHeader)
 	}
-	return false
+	return true
 }
