@@ -67,7 +67,7 @@ var _ = Describe("Quotas, as Tyk's tests describe them", Label("quota", "tyk-mir
 	})
 
 	When("a key has a quota and no rate limit", func() {
-		It("sends no X-RateLimit-* on the 403 Quota exceeded, as Tyk does with either setting", func() {
+		It("sends no X-RateLimit-* on the 403 Quota exceeded: there is no rate limit to report", func() {
 			key := env.IssueKey(grantTo("orders", `"quota_max": 1, "quota_renewal_rate": 60`))
 			Expect(env.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
 			resp := env.Get("/orders/", "Authorization", key)
