@@ -142,18 +142,21 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 	if !o.EnableJSVM {
 		return nil, errors.New("custom_middleware: the API has JS middleware but enable_jsvm is false in tyk.conf")
 	}
+	log := o.Log.With("api_id", def.APIID)
 	var userCore *jsvm.Source
 	if o.UserCorePath != "" {
 		code, err := conffile.Read(o.UserCorePath, o.MaxScriptSize)
-		if errors.Is(err, conffile.ErrTooLarge) {
-			err = fmt.Errorf("%w (max_script_size in tyk.conf)", err)
+		switch {
+		case errors.Is(err, conffile.ErrTooLarge):
+			return nil, fmt.Errorf("tyk_js_path in tyk.conf: %w (max_script_size in tyk.conf)", err)
+		case err != nil:
+			// As Tyk: tyk.conf files often keep Tyk 2's "./js/tyk.js",
+			// Tyk's own core then, which tollgate has built in.
+			log.Warn("tyk_js_path in tyk.conf cannot be read; the JS middleware runs without it, as in Tyk", "error", err)
+		default:
+			userCore = &jsvm.Source{File: o.UserCorePath, Code: code}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("tyk_js_path in tyk.conf: %w", err)
-		}
-		userCore = &jsvm.Source{File: o.UserCorePath, Code: code}
 	}
-	log := o.Log.With("api_id", def.APIID)
 	configData := def.ConfigData
 	if def.ConfigDataDisabled {
 		configData = nil
