@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -74,6 +75,23 @@ var _ = Describe("Reading a configuration file", func() {
 			_, err := conffile.Read(link, 0)
 			Expect(err).To(MatchError(conffile.ErrNotRegular))
 			Expect(err).To(MatchError(And(ContainSubstring(link), ContainSubstring("a character device"))))
+		})
+	})
+
+	When("the file is a symlink to a file of /proc, which says it is a regular file of size 0", func() {
+		// /proc/kmsg is one such file that blocks a read until the kernel
+		// logs something: it held a gateway's start, and every reload
+		// after it, for ever. /proc/self/status is read here, since any
+		// user may open it.
+		It("is an error naming the file and the kernel's file system, before reading a byte", func() {
+			if runtime.GOOS != "linux" {
+				Skip("the kernel's file systems are recognised on Linux")
+			}
+			link := filepath.Join(dir, "kernel.json")
+			Expect(os.Symlink("/proc/self/status", link)).To(Succeed())
+			_, err := conffile.Read(link, 0)
+			Expect(err).To(MatchError(conffile.ErrNotRegular))
+			Expect(err).To(MatchError(And(ContainSubstring(link), ContainSubstring("a file of the kernel's procfs"))))
 		})
 	})
 

@@ -1,0 +1,27 @@
+package conffile
+
+import (
+	"os"
+	"syscall"
+)
+
+// pseudoFilesystems are the kernel's file systems whose "regular" files
+// are views of kernel state: they report a size of 0, and some (/proc/kmsg)
+// block a read until the kernel has something to say.
+var pseudoFilesystems = map[int64]string{
+	0x9fa0:     "procfs",
+	0x62656572: "sysfs",
+	0x64626720: "debugfs",
+	0x74726163: "tracefs",
+}
+
+// pseudoFS names the kernel file system f is on, if it is one of
+// pseudoFilesystems.
+func pseudoFS(f *os.File) (string, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Fstatfs(int(f.Fd()), &st); err != nil {
+		return "", false
+	}
+	name, ok := pseudoFilesystems[int64(st.Type)]
+	return name, ok
+}
