@@ -313,7 +313,7 @@ return testJSVMCore.ReturnData(request, {});`)
 
 	// Tyk 2's tyk.conf named its own core, "./js/tyk.js", here, and such
 	// files are still about (the seed's is one).
-	When("the file cannot be read", func() {
+	When("the file is not there", func() {
 		It("runs the middleware without it, as Tyk does, and logs a warning naming tyk_js_path", func() {
 			mw := middleware("plainCore", `request.SetHeaders["ran"] = "yes";
 return plainCore.ReturnData(request, {});`)
@@ -323,6 +323,20 @@ return plainCore.ReturnData(request, {});`)
 			Expect(env.Get("/js/foo", "x-key", key).StatusCode).To(Equal(http.StatusOK))
 			Expect(env.Upstream.LastRequest().Headers.Get("Ran")).To(Equal("yes"))
 			Expect(env.Logs()).To(ContainSubstring("tyk_js_path"))
+		})
+	})
+
+	When("the file is a named pipe, a device or a file of /proc", func() {
+		// Tyk skips any file it cannot read; one that is there but must
+		// not be read is a mistake the operator should hear of.
+		It("refuses the APIs with JS middleware, naming tyk_js_path and the file", func() {
+			core := filepath.Join(GinkgoT().TempDir(), "core.js")
+			Expect(os.Symlink("/dev/zero", core)).To(Succeed())
+			env := specs.NewEnv(specs.WithConfig(jsOn(core)), specs.WithAPI(keylessAPI("plain", "/plain/")))
+			env.WriteAPIFile("js.json", api())
+			Expect(env.Gateway.Reload()).To(MatchError(And(ContainSubstring("js.json"), ContainSubstring("tyk_js_path"),
+				ContainSubstring(core), ContainSubstring("not a regular file"))))
+			Expect(env.Get("/plain/").StatusCode).To(Equal(http.StatusOK))
 		})
 	})
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -149,6 +150,11 @@ func Compile(def *apidef.APIDefinition, o Options) (*Set, error) {
 		switch {
 		case errors.Is(err, conffile.ErrTooLarge):
 			return nil, fmt.Errorf("tyk_js_path in tyk.conf: %w (max_script_size in tyk.conf)", err)
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			// A named pipe, a device or a read that never ends is not the
+			// old Tyk 2 default gone missing: the operator should hear of
+			// it, as of any other file the gateway must not read.
+			return nil, fmt.Errorf("tyk_js_path in tyk.conf: %w", err)
 		case err != nil:
 			// As Tyk: tyk.conf files often keep Tyk 2's "./js/tyk.js",
 			// Tyk's own core then, which tollgate has built in.
