@@ -269,4 +269,28 @@ return forever.ReturnAuthData(request, {"access_rights": {}});`), `"custom_plugi
 			Expect(env.Gateway.Reload()).To(MatchError(ContainSubstring("custom_middleware.auth_check.name")))
 		})
 	})
+	// The cache keys a request by its key; a script that admits callers
+	// without naming an AuthValue has told no one who they are, so their
+	// entries would be keyed by client IP, shared by everyone behind it.
+	When("the API caches every safe request (a shared cache)", func() {
+		BeforeEach(func() {
+			env = specs.NewEnv(specs.WithConfig(jsvmOn), specs.WithAPI(customAuthAPI("cached", "/cached/", "cachedAuth",
+				sessionAuth("cachedAuth", `{"rate": 1000, "per": 1, "access_rights": {}}`),
+				`"custom_plugin_auth_enabled": true, "cache_options": {"enable_cache": true, "cache_timeout": 60, "cache_all_safe_requests": true},`)))
+		})
+
+		It("never answers a caller the script named no AuthValue for from another caller's response", func() {
+			Expect(isCached(env.Get("/cached/profile", "X-Token", "alice-secret"))).To(BeFalse())
+			resp := env.Get("/cached/profile", "X-Token", "bob")
+			Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			Expect(isCached(resp)).To(BeFalse())
+			Expect(env.Upstream.LastRequest().Headers.Get("X-Token")).To(Equal("bob"))
+		})
+
+		It("keeps the entries of callers with an AuthValue apart, each answered from its own", func() {
+			env.Get("/cached/profile", "X-User", "alice")
+			Expect(isCached(env.Get("/cached/profile", "X-User", "alice"))).To(BeTrue())
+			Expect(isCached(env.Get("/cached/profile", "X-User", "bob"))).To(BeFalse())
+		})
+	})
 })

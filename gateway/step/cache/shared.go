@@ -25,7 +25,9 @@ import (
 //
 // and on entries keyed by client IP, a request with Authorization or
 // Cookie is neither answered from the cache nor stored: it is someone's
-// own request, and its answer is likely someone's own data.
+// own request, and its answer is likely someone's own data. So is one a
+// custom auth_check admitted without naming an AuthValue: the script told
+// who the caller is, in a header the cache cannot know, and did not say.
 //
 // Where the entry is keyed by an API key (its hash and last_updated), it
 // is only ever read back by the holder of that key, so the cache is
