@@ -55,6 +55,14 @@ var _ = Describe("API versions", Label("version"), func() {
 				"Api Version has expired, please check documentation or contact administrator")
 		})
 
+		// Tyk reads the first value; an upstream may read the last, and
+		// serve a version whose rules never ran.
+		It("answers 400 naming the header when it is given more than once, where Tyk reads the first", func() {
+			expectGatewayError(env.Get("/v/items", "x-api-version", "v1", "x-api-version", "v2"), http.StatusBadRequest,
+				chain.CauseVersionRepeated, "The API version is given more than once in the header X-Api-Version")
+			Expect(env.Upstream.Requests()).To(BeEmpty())
+		})
+
 		It("keeps serving the versions that have not expired", func() {
 			env.Clock.Advance(200 * 24 * time.Hour)
 			Expect(env.Get("/v/items", "x-api-version", "v1").StatusCode).To(Equal(http.StatusOK))
@@ -74,6 +82,12 @@ var _ = Describe("API versions", Label("version"), func() {
 		It("serves the version the parameter names", func() {
 			env.Get("/p/x?version=a")
 			Expect(env.Upstream.LastRequest().Path).To(Equal("/a/p/x"))
+		})
+
+		It("answers 400 naming the parameter when it is given more than once, where Tyk reads the first", func() {
+			expectGatewayError(env.Get("/p/x?version=a&version=b"), http.StatusBadRequest,
+				chain.CauseVersionRepeated, "The API version is given more than once in the query parameter version")
+			Expect(env.Upstream.Requests()).To(BeEmpty())
 		})
 	})
 

@@ -304,7 +304,11 @@ func compileEntry(at string, l list, e apidef.EndpointMeta, m apidef.PathMatchin
 func (s *step) Serve(c *chain.Call) bool {
 	v := s.fixed
 	if v == nil {
-		name := requested(c.R, s.def.Definition, c.Path)
+		name, repeated := requested(c.R, s.def.Definition, c.Path)
+		if repeated {
+			chain.WriteError(c.W, c.R, http.StatusBadRequest, chain.CauseVersionRepeated, chain.MsgVersionRepeated+versionSource(s.def.Definition))
+			return false
+		}
 		if name == "" {
 			v = s.fallback
 			if v == nil {
@@ -405,15 +409,34 @@ func (a action) write(w http.ResponseWriter) {
 	_, _ = w.Write(a.data)
 }
 
-// requested reads the version name where the definition says.
-func requested(r *http.Request, d apidef.VersionDefinition, path string) string {
+// requested reads the version name where the definition says; repeated
+// reports a parameter or header given more than once, whose values the
+// gateway and the upstream might read differently.
+func requested(r *http.Request, d apidef.VersionDefinition, path string) (name string, repeated bool) {
 	switch d.Location {
 	case "url-param":
-		return r.URL.Query().Get(d.Key)
+		values := r.URL.Query()[d.Key]
+		if len(values) == 0 {
+			return "", false
+		}
+		return values[0], len(values) > 1
 	case "url":
 		seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-		return seg
+		return seg, false
 	default:
-		return r.Header.Get(d.Key)
+		values := r.Header.Values(d.Key)
+		if len(values) == 0 {
+			return "", false
+		}
+		return values[0], len(values) > 1
 	}
+}
+
+// versionSource names where the version is read, for the error of a
+// repeated one.
+func versionSource(d apidef.VersionDefinition) string {
+	if d.Location == "url-param" {
+		return "the query parameter " + d.Key
+	}
+	return "the header " + http.CanonicalHeaderKey(d.Key)
 }
