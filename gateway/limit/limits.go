@@ -92,10 +92,10 @@ func (l *Limits) Allow(ctx context.Context, id string, rate float64, per time.Du
 	return o.Rate, o.RateErr
 }
 
-// RefundQuota takes back a request Check counted against id's quota; see
-// Quota.Refund.
-func (l *Limits) RefundQuota(ctx context.Context, id string) error {
-	return l.quota.Refund(ctx, id)
+// RefundQuota takes back a request Check counted against id's quota
+// (counted is Check's quota decision); see Quota.Refund.
+func (l *Limits) RefundQuota(ctx context.Context, id string, counted QuotaDecision) error {
+	return l.quota.Refund(ctx, id, counted)
 }
 
 // Check decides id's rate limit and, when r has a quota and the algorithm

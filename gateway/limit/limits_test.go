@@ -264,8 +264,35 @@ var _ = Describe("Rate limit and quota in one round trip", Label("limits", "quot
 				o := Check(ctx, limits, id, r)
 				Expect(o.Rate.Allowed).To(BeFalse(), "the third request in 10 s")
 				Expect(o.Quota.Remaining).To(Equal(int64(2)))
-				Expect(limits.RefundQuota(ctx, id)).To(Succeed())
+				Expect(limits.RefundQuota(ctx, id, o.Quota)).To(Succeed())
 				Expect(env.Stored(limit.QuotaKey(id))).To(Equal("2"), "the two allowed requests")
+			}, SpecTimeout(10*time.Second))
+
+			// A refund that reached the next period's counter would give
+			// the client a request there: a client that floods its key at
+			// the rate limit has many in flight when a period ends.
+			It("keeps the count of a request refused when its quota period may end before the refund arrives", func(ctx SpecContext) {
+				short := r
+				short.QuotaRenewal = 1500 * time.Millisecond
+				const other = "key-hash-period-end"
+				Check(ctx, limits, other, short)
+				Check(ctx, limits, other, short)
+				o := Check(ctx, limits, other, short)
+				Expect(o.Rate.Allowed).To(BeFalse(), "the third request in 10 s")
+				refundCtx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				// 1.5 s left of the period: less than the refund's 1 s
+				// deadline and the 1 s margin.
+				Expect(limits.RefundQuota(refundCtx, other, o.Quota)).To(Succeed())
+				Expect(env.Stored(limit.QuotaKey(other))).To(Equal("3"))
+			}, SpecTimeout(10*time.Second))
+
+			It("never takes a counter below zero, whoever reset it meanwhile", func(ctx SpecContext) {
+				Check(ctx, limits, id, r)
+				o := Check(ctx, limits, id, r)
+				Expect(env.Client.Set(inspect(), limit.QuotaKey(id), 0, time.Hour).Err()).To(Succeed())
+				Expect(limits.RefundQuota(ctx, id, o.Quota)).To(Succeed())
+				Expect(env.Stored(limit.QuotaKey(id))).To(Equal("0"))
 			}, SpecTimeout(10*time.Second))
 
 			It("keeps the rate limit's key in the quota's hash slot, so that both go to one node", func(ctx SpecContext) {

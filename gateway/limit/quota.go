@@ -76,20 +76,43 @@ func (q *Quota) queue(ctx context.Context, pipe redis.Pipeliner, id string, quot
 	}
 }
 
-// Refund takes back one request Consume counted for id: one the rate limit
-// refused after its quota was counted in the same round trip.
-func (q *Quota) Refund(ctx context.Context, id string) error {
+// refundMargin is how long, past a refund's own deadline, the counter a
+// request was counted in must still have to live for the refund to be sent.
+const refundMargin = time.Second
+
+// Refund takes back one request Consume counted for id (counted is what it
+// decided): one the rate limit refused after its quota was counted in the
+// same round trip. A refund may only ever credit the period the request was
+// counted in: a DECR that reached the next period's counter would give a
+// client one more request there, and a client that floods a key at its
+// rate limit has many refunds in flight when a period ends (they took a
+// counter of 3 down to -14). So a refund is sent only when the counter
+// outlives the refund's deadline (ctx's, or a minute without one) by
+// refundMargin; a request refused in the last moments of a period keeps its
+// count, which costs the client one request there at most, never the other
+// way round. A counter that never renews is always refunded.
+func (q *Quota) Refund(ctx context.Context, id string, counted QuotaDecision) error {
+	if !counted.Renews.IsZero() {
+		within := time.Minute
+		if deadline, ok := ctx.Deadline(); ok {
+			within = time.Until(deadline)
+		}
+		if counted.Renews.Sub(q.now()) <= within+refundMargin {
+			return nil
+		}
+	}
 	if err := refundScript.Run(ctx, q.client, []string{QuotaKey(id)}).Err(); err != nil {
 		return wrap("quota refund", err)
 	}
 	return nil
 }
 
-// refundScript decrements a counter that still exists: one that expired
-// meanwhile has nothing to refund, and a DECR would recreate it, negative
-// and without a TTL.
+// refundScript decrements a counter that still exists and is above zero:
+// one that expired meanwhile has nothing to refund (a DECR would recreate
+// it, negative and without a TTL), and none goes below zero.
 var refundScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[1]) == 1 then
+local n = tonumber(redis.call("GET", KEYS[1]))
+if n and n > 0 then
   return redis.call("DECR", KEYS[1])
 end
 return 0

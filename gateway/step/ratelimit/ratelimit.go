@@ -26,7 +26,7 @@ import (
 type Limiter interface {
 	Check(ctx context.Context, id string, r limit.Rate) limit.Outcome
 	// RefundQuota takes back a quota count Check made.
-	RefundQuota(ctx context.Context, id string) error
+	RefundQuota(ctx context.Context, id string, counted limit.QuotaDecision) error
 }
 
 type step struct {
@@ -74,7 +74,7 @@ func (s *step) Serve(c *chain.Call) bool {
 	if !d.Allowed {
 		if o.QuotaCounted && o.QuotaErr == nil {
 			ctx, cancel := c.StoreContext()
-			if err := s.limiter.RefundQuota(ctx, c.KeyID); err != nil {
+			if err := s.limiter.RefundQuota(ctx, c.KeyID, o.Quota); err != nil {
 				s.log.Warn("quota not refunded for a rate-limited request: store unavailable", "api_id", c.API.APIID, "key_hash", c.KeyHash(), "error", err)
 			}
 			cancel()
