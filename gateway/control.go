@@ -18,6 +18,7 @@ import (
 
 	"github.com/tollgate/tollgate/gateway/apidef"
 	"github.com/tollgate/tollgate/gateway/chain"
+	"github.com/tollgate/tollgate/gateway/limit"
 	"github.com/tollgate/tollgate/gateway/notify"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/step/cache"
@@ -259,6 +260,11 @@ func (g *Gateway) controlSaveKey(w http.ResponseWriter, r *http.Request, key str
 			chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, fmt.Sprintf(
 				"custom key ID length %d is less than min_token_length (%d); the key would be unreachable at auth time. Use an ID of at least min_token_length characters, or lower min_token_length in the gateway configuration.",
 				len(key), min))
+			return
+		}
+		if reason := limit.CollidingID(key); reason != "" {
+			chain.WriteControlError(w, http.StatusBadRequest, chain.CauseControlBadRequest, fmt.Sprintf(
+				"custom key ID %q %s: the Redis keys of its rate limit would be another key's (Tyk's names for them do not tell the two apart). Choose an ID without it.", key, reason))
 			return
 		}
 	}

@@ -250,4 +250,23 @@ var _ = Describe("Custom keys, stored as Tyk stores them", Label("control", "aut
 			Expect(env.Get("/orders/", "Authorization", tykCustomKey).StatusCode).To(Equal(http.StatusForbidden))
 		})
 	})
+	// Tyk names a key's limiter state after the key: rate-limit-<id> for
+	// the window, rate-limit-<id>.BLOCKED for the sentinel, and tollgate's
+	// rate-limit-{quota-<id>}.gcra beside the quota. Tyk accepts any name;
+	// tollgate refuses the two kinds whose state would be another key's.
+	When("a custom key's name would share its rate limit's Redis keys with another key (Tyk accepts it)", func() {
+		BeforeEach(func() { env = specs.NewEnv(specs.WithAPI(orgAPI("orders", "/orders/", "org1"))) })
+
+		It("refuses a name ending in .BLOCKED, whose window is the sentinel of the name without it, with 400 naming why", func() {
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/keys/victim-key.BLOCKED", grantOfOrg("org1", "orders"))
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(resp.Body).To(And(ContainSubstring("victim-key.BLOCKED"), ContainSubstring("ends in .BLOCKED")))
+		})
+
+		It("refuses a name with a brace, which could name another key's hash tag, with 400 naming why", func() {
+			resp := env.Control(env.Instance, http.MethodPost, "/tyk/keys/%7Bquota-victim%7D", grantOfOrg("org1", "orders"))
+			Expect(resp.StatusCode).To(Equal(http.StatusBadRequest))
+			Expect(resp.Body).To(ContainSubstring("contains a brace"))
+		})
+	})
 })

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,22 @@ func WindowKey(id string) string { return windowPrefix + id }
 // SentinelKey is the Redis key that marks id as blocked when the sentinel
 // rate limiter is enabled.
 func SentinelKey(id string) string { return windowPrefix + id + sentinelSuffix }
+
+// CollidingID says why the limiter keys of id could be another id's, or ""
+// when they cannot: with an id ending in ".BLOCKED", WindowKey(id) is
+// SentinelKey of the id without it (so a client holding both keys can turn
+// the other's limit off, or lock it out), and an id with a brace can name
+// the hash tag of another id's GCRA and fixed-window keys. Tyk names the
+// keys the same way, so the control API refuses such ids instead.
+func CollidingID(id string) string {
+	switch {
+	case strings.ContainsAny(id, "{}"):
+		return "contains a brace"
+	case strings.HasSuffix(id, sentinelSuffix):
+		return "ends in " + sentinelSuffix
+	}
+	return ""
+}
 
 // WindowOptions selects the Tyk rate-limiter variant a Window implements.
 type WindowOptions struct {
