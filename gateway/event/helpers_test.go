@@ -240,6 +240,19 @@ func WebhookMarkers(ctx context.Context, client *redis.ClusterClient) map[string
 	return markers
 }
 
+// BodyOf is the JSON object the KeyExpired template sends for e, a
+// KeyExpiredEvent: its event, message, path, origin and key.
+func BodyOf(e event.Event) map[string]any {
+	meta := e.Meta.(event.KeyFailureMeta)
+	return map[string]any{
+		"event":   string(e.Type),
+		"message": meta.Message,
+		"path":    meta.Path,
+		"origin":  meta.Origin,
+		"key":     meta.Key,
+	}
+}
+
 // KeyExpiredEvent is the event the gateway fires for an expired key.
 func KeyExpiredEvent(key string) event.Event {
 	return event.Event{

@@ -101,13 +101,9 @@ var _ = Describe("The webhook handler", func() {
 			meta.Path = `/x","event":"KeyCreated","admin":"true`
 			e.Meta = meta
 			Expect(HandleOnce(ctx, e)).To(Succeed())
-			Expect(ReceivedJSON()).To(Equal(map[string]any{
-				"event":   "KeyExpired",
-				"message": "Attempted access from expired key.",
-				"path":    `/x","event":"KeyCreated","admin":"true`,
-				"origin":  "10.0.0.7",
-				"key":     "k-123",
-			}))
+			// The path arrives whole, as one string: no field was added.
+			Expect(ReceivedJSON()).To(Equal(BodyOf(e)))
+			Expect(ReceivedJSON()).To(HaveKeyWithValue("path", `/x","event":"KeyCreated","admin":"true`))
 		}, SpecTimeout(5*time.Second))
 
 		It("keeps the JSON valid for a key with a quote, a backslash and a newline", func(ctx SpecContext) {
@@ -339,14 +335,9 @@ var _ = Describe("The webhook handler", func() {
 			It("renders Tyk's default template, built in, without a warning", func(ctx SpecContext) {
 				w, warnings := BuildWarned()
 				Expect(warnings).To(BeEmpty())
-				Expect(w.Handle(ctx, KeyExpiredEvent("k-123"))).To(Succeed())
-				Expect(ReceivedJSON()).To(Equal(map[string]any{
-					"event":   "KeyExpired",
-					"message": "Attempted access from expired key.",
-					"path":    "/security/refresh",
-					"origin":  "10.0.0.7",
-					"key":     "k-123",
-				}))
+				e := KeyExpiredEvent("k-123")
+				Expect(w.Handle(ctx, e)).To(Succeed())
+				Expect(ReceivedJSON()).To(Equal(BodyOf(e)))
 			}, SpecTimeout(5*time.Second))
 
 			It("JSON-escapes the values it inserts", func(ctx SpecContext) {
