@@ -37,12 +37,23 @@ func NewFixedWindow(client redis.UniversalClient) *FixedWindow {
 // per of zero or less (or 2³¹ or more) means no limit; a fractional rate
 // allows its whole part. Reset is how long until the window ends.
 func (f *FixedWindow) Allow(ctx context.Context, id string, rate float64, per time.Duration) (Decision, error) {
+	return allowAlone(ctx, f.client, f.queue, id, rate, per)
+}
+
+// rateQueue adds a rate limiter's commands for id to pipe and returns what
+// decides once pipe has run (FixedWindow.queue, GCRA.queue).
+type rateQueue func(ctx context.Context, pipe redis.Pipeliner, id string, limit int, per time.Duration) func(context.Context) (Decision, error)
+
+// allowAlone decides id's rate limit with queue's commands in a pipeline
+// of their own: a rate or per of zero or less (or 2³¹ or more) means no
+// limit, and Redis is not asked.
+func allowAlone(ctx context.Context, client redis.UniversalClient, queue rateQueue, id string, rate float64, per time.Duration) (Decision, error) {
 	limit, limited := windowLimit(rate)
 	if !limited || per <= 0 {
 		return Decision{Allowed: true}, nil
 	}
-	pipe := f.client.Pipeline()
-	decide := f.queue(ctx, pipe, id, limit, per)
+	pipe := client.Pipeline()
+	decide := queue(ctx, pipe, id, limit, per)
 	_, _ = pipe.Exec(ctx) // the commands carry their errors
 	return decide(ctx)
 }

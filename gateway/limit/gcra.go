@@ -103,14 +103,7 @@ func NewGCRA(client redis.UniversalClient, now func() time.Time) *GCRA {
 // burst is available again, and for a refused one how long until the next
 // request would be let through.
 func (g *GCRA) Allow(ctx context.Context, id string, rate float64, per time.Duration) (Decision, error) {
-	limit, limited := windowLimit(rate)
-	if !limited || per <= 0 {
-		return Decision{Allowed: true}, nil
-	}
-	pipe := g.client.Pipeline()
-	decide := g.queue(ctx, pipe, id, limit, per)
-	_, _ = pipe.Exec(ctx) // the command carries its error
-	return decide(ctx)
+	return allowAlone(ctx, g.client, g.queue, id, rate, per)
 }
 
 // queue adds the script call for id to pipe and returns what decides once

@@ -54,9 +54,9 @@ const (
 type Limits struct {
 	client redis.UniversalClient
 	quota  *Quota
-	gcra   *GCRA
-	fixed  *FixedWindow
-	log    *Window
+	// rate is the GCRA's or the fixed window's queue; nil with the log.
+	rate rateQueue
+	log  *Window
 }
 
 // LimitsOptions chooses Limits' rate limiter.
@@ -74,14 +74,14 @@ func NewLimits(client redis.UniversalClient, quota *Quota, o LimitsOptions) *Lim
 	l := &Limits{client: client, quota: quota}
 	switch o.Algorithm {
 	case AlgorithmFixedWindow:
-		l.fixed = NewFixedWindow(client)
+		l.rate = NewFixedWindow(client).queue
 	case AlgorithmRollingLog:
 		if o.Window.Now == nil {
 			o.Window.Now = o.Now
 		}
 		l.log = NewWindow(client, o.Window)
 	default:
-		l.gcra = NewGCRA(client, o.Now)
+		l.rate = NewGCRA(client, o.Now).queue
 	}
 	return l
 }
@@ -113,12 +113,7 @@ func (l *Limits) Check(ctx context.Context, id string, r Rate) Outcome {
 		return Outcome{Rate: d, RateErr: err}
 	}
 	pipe := l.client.Pipeline()
-	var rate func(context.Context) (Decision, error)
-	if l.fixed != nil {
-		rate = l.fixed.queue(ctx, pipe, id, limit, r.Per)
-	} else {
-		rate = l.gcra.queue(ctx, pipe, id, limit, r.Per)
-	}
+	rate := l.rate(ctx, pipe, id, limit, r.Per)
 	var quota func(context.Context) (QuotaDecision, error)
 	if r.QuotaMax > 0 {
 		quota = l.quota.queue(ctx, pipe, id, r.QuotaMax, r.QuotaRenewal)
