@@ -260,7 +260,7 @@ func (rc *responseCache) Serve(c *chain.Call) bool {
 	if !rc.cacheable(c) {
 		return true
 	}
-	if sharedByAddress(c) && (carriesCredentials(c.R) || c.SessionTransient) {
+	if sharedByAddress(c) && someonesOwn(c) {
 		return true // someone's own request; see shared.go
 	}
 	key := rc.entryKey(c)

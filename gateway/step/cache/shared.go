@@ -43,10 +43,11 @@ import (
 // IP, so shared by everyone behind that address.
 func sharedByAddress(c *chain.Call) bool { return c.Key == "" }
 
-// carriesCredentials tells whether a request is someone's own: it has
-// Authorization or Cookie.
-func carriesCredentials(r *http.Request) bool {
-	return r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != ""
+// someonesOwn tells whether a request whose entry would be shared by
+// address is someone's own: it has Authorization or Cookie, or a custom
+// auth_check admitted it without naming an AuthValue.
+func someonesOwn(c *chain.Call) bool {
+	return c.R.Header.Get("Authorization") != "" || c.R.Header.Get("Cookie") != "" || c.SessionTransient
 }
 
 // refusal says why the response to c, with status and header h, must not
