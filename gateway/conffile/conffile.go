@@ -13,8 +13,7 @@
 // file systems (/proc, /sys): /proc/kmsg passes for a regular file of size
 // 0 and blocks a read until the kernel logs something. The file is opened
 // without blocking and its type is taken from the open file itself, so it
-// cannot be swapped between the check and the read; a read of a file that
-// can wait (one Go's poller takes) must also end within ReadTimeout.
+// cannot be swapped between the check and the read.
 package conffile
 
 import (
@@ -22,13 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"time"
 )
-
-// ReadTimeout bounds the read of a file that can wait for data, so that no
-// file can hold a (re)load for ever. A file on disk is read at once.
-const ReadTimeout = time.Second
 
 // DefaultMaxSize is the size limit of a configuration file where no
 // setting gives another: 4 MiB, far more than any real tyk.conf, API
@@ -65,19 +58,11 @@ func Read(path string, maxSize int64) ([]byte, error) {
 	if fsName, ok := pseudoFS(f); ok {
 		return nil, fmt.Errorf("%s: %w (a file of the kernel's %s)", path, ErrNotRegular, fsName)
 	}
-	// A file the poller does not take (any file on disk) has no deadline:
-	// its reads never wait.
-	if err := f.SetReadDeadline(time.Now().Add(ReadTimeout)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	if info.Size() > maxSize {
 		return nil, fmt.Errorf("%s: %w (%d bytes): the limit is %d bytes", path, ErrTooLarge, info.Size(), maxSize)
 	}
 	// The file may grow after Stat: read one byte past the limit to tell.
 	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, fmt.Errorf("reading %s: no data within %s: %w", path, ReadTimeout, err)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}

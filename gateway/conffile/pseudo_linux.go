@@ -18,8 +18,14 @@ var pseudoFilesystems = map[int64]string{
 // pseudoFS names the kernel file system f is on, if it is one of
 // pseudoFilesystems.
 func pseudoFS(f *os.File) (string, bool) {
+	// Through SyscallConn, not Fd, which would put f in blocking mode.
+	conn, err := f.SyscallConn()
+	if err != nil {
+		return "", false
+	}
 	var st syscall.Statfs_t
-	if err := syscall.Fstatfs(int(f.Fd()), &st); err != nil {
+	var statErr error
+	if err := conn.Control(func(fd uintptr) { statErr = syscall.Fstatfs(int(fd), &st) }); err != nil || statErr != nil {
 		return "", false
 	}
 	name, ok := pseudoFilesystems[int64(st.Type)]
