@@ -247,7 +247,8 @@ func (m *metrics) cacheCounters(apiID string) *cache.Counters {
 
 // swapRoutes serves rt from now on. The JS and webhook counters of the
 // APIs it replaces are carried over, so reloads do not reset them; a run
-// that finishes on a replaced API after the swap is not counted.
+// that finishes on a replaced API after the swap is not counted. The series
+// of an API no longer served are deleted.
 func (g *Gateway) swapRoutes(rt *routeTable) {
 	m := g.metrics
 	m.mu.Lock()
@@ -265,6 +266,14 @@ func (g *Gateway) swapRoutes(rt *routeTable) {
 			m.retiredHooks = addHooks(m.retiredHooks, webhookStats(a.events))
 			// Its webhooks deliver what they hold for a while, then stop.
 			a.events.retire()
+			if !served[a.def.APIID] {
+				// An API no longer served takes its series with it, so
+				// they do not pile up with every api_id ever served.
+				gone := prometheus.Labels{"api_id": a.def.APIID}
+				m.requests.DeletePartialMatch(gone)
+				m.latency.DeletePartialMatch(gone)
+				m.errors.DeletePartialMatch(gone)
+			}
 		}
 	}
 	for id := range m.retiredJS {

@@ -288,6 +288,22 @@ var _ = Describe("Prometheus metrics (/metrics)", Label("metrics"), func() {
 			Expect(m.value("tollgate_js_vms_idle", "api_id", "js")).To(Equal(1.0))
 		})
 
+		// An api_id served once must not keep its series for ever: a
+		// deployment that creates and removes APIs would grow its registry
+		// and its scrapes with every one.
+		It("drops the series of an API a reload no longer serves, and keeps the others'", func() {
+			env = specs.NewEnv(specs.WithConfig(profiled("")), specs.WithAPI(keylessAPI("gone", "/gone/")), specs.WithAPI(keylessAPI("kept", "/kept/")))
+			Expect(env.Get("/gone/").StatusCode).To(Equal(http.StatusOK))
+			Expect(env.Get("/kept/").StatusCode).To(Equal(http.StatusOK))
+			Expect(scrape(env, env.Instance).value("tollgate_requests_total", "api_id", "gone")).To(Equal(1.0))
+			Expect(os.Remove(filepath.Join(env.AppDir, "gone.json"))).To(Succeed())
+			Expect(env.Gateway.Reload()).To(Succeed())
+			m := scrape(env, env.Instance)
+			Expect(m.labelValues()).NotTo(ContainElement("gone"))
+			Expect(m.value("tollgate_requests_total", "api_id", "kept")).To(Equal(1.0))
+			Expect(m.value("tollgate_request_duration_seconds", "api_id", "kept")).To(Equal(1.0))
+		})
+
 		It("keeps counting across a reload instead of starting again", func() {
 			mw := middleware("counted", `return counted.ReturnData(request, {});`)
 			env = specs.NewEnv(specs.WithConfig(`{"secret": "spec-secret", "enable_http_profiler": true, "enable_jsvm": true, "jsvm_timeout": 1}`), specs.WithAPI(jsOpenAPI(mw)))
