@@ -59,9 +59,10 @@ func allowAlone(ctx context.Context, client redis.UniversalClient, queue rateQue
 }
 
 func (f *FixedWindow) queue(ctx context.Context, pipe redis.Pipeliner, id string, limit int, per time.Duration) func(context.Context) (Decision, error) {
-	used, ttl := queueCounter(ctx, pipe, FixedWindowKey(id), per)
+	key := FixedWindowKey(id)
+	used, ttl := queueCounter(ctx, pipe, key, per)
 	return func(ctx context.Context) (Decision, error) {
-		n, left, err := counted(ctx, f.client, FixedWindowKey(id), used, ttl, per)
+		n, left, err := counted(ctx, f.client, key, used, ttl, per)
 		if err != nil {
 			return Decision{}, wrap("fixed window", err)
 		}

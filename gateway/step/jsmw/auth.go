@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 
 	"github.com/tollgate/tollgate/gateway/apidef"
@@ -42,6 +43,11 @@ func (s *Set) AuthStep(events chain.Publisher) chain.Step {
 	return &authCheck{middleware: s.authCheck, events: events}
 }
 
+// errorLog is the log of a refused request, built only on that path.
+func (a *authCheck) errorLog() *slog.Logger {
+	return a.log.With("middleware", a.name, "hook", a.hook)
+}
+
 func (a *authCheck) Serve(c *chain.Call) bool {
 	body, res, ok := a.run(c)
 	if !ok {
@@ -50,12 +56,11 @@ func (a *authCheck) Serve(c *chain.Call) bool {
 	if !apply(c, body, res.Request, a.keepHeaderCase) {
 		return false
 	}
-	log := a.log.With("middleware", a.name, "hook", a.hook)
 	if res.Session == nil {
 		// Tyk lets such a request through with an empty session, no
 		// limits applied; a script that neither refuses nor returns a
 		// session is a mistake, and failing closed is the safe reading.
-		log.Error("custom authentication returned neither a refusal nor a session; refusing the request")
+		a.errorLog().Error("custom authentication returned neither a refusal nor a session; refusing the request")
 		chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSAuthNoSession, chain.MsgJSAuthNoSession)
 		return false
 	}
@@ -65,7 +70,7 @@ func (a *authCheck) Serve(c *chain.Call) bool {
 		err = st.Validate()
 	}
 	if err != nil {
-		log.Error("custom authentication returned a session that cannot be used", "error", err)
+		a.errorLog().Error("custom authentication returned a session that cannot be used", "error", err)
 		chain.WriteError(c.W, c.R, http.StatusInternalServerError, chain.CauseJSAuthBadSession, chain.MsgJSAuthBadSession)
 		return false
 	}
