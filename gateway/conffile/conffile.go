@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 )
 
 // DefaultMaxSize is the size limit of a configuration file where no
@@ -45,6 +46,10 @@ func Read(path string, maxSize int64) ([]byte, error) {
 	}
 	f, err := open(path)
 	if err != nil {
+		// A socket cannot be opened at all (ENXIO): say what it is.
+		if info, statErr := os.Stat(path); statErr == nil && !info.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(info.Mode()))
+		}
 		return nil, err
 	}
 	defer f.Close()

@@ -330,6 +330,7 @@ var _ = Describe("Rate limit and quota in one round trip", Label("limits", "quot
 			o := Check(ctx, env.NewLimits(limit.AlgorithmRollingLog), id, r)
 			Expect(o.QuotaCounted).To(BeFalse())
 			Expect(env.Commands.Names()).NotTo(ContainElement("incr"))
+			Expect(env.Commands.Names()).To(ContainElements("multi", "exec"))
 		}, SpecTimeout(10*time.Second))
 	})
 
