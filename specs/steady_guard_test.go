@@ -3,6 +3,7 @@ package specs_test
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -71,6 +72,41 @@ var _ = Describe("The steady-state guard", Label("leak", "steady-state"), func()
 			Expect(msg).To(ContainSubstring("but live heap (the simulated Redis left out) grew"))
 			Expect(msg).To(MatchRegexp(`allocated in github.com/tollgate/tollgate/specs_test.\(\*growingCache\).remember`))
 		})
+	})
+
+	When("every run adds one to a count the gateway reports (a registration nobody removes)", func() {
+		It("reports that the count grew, past its allowance in both windows", func() {
+			var mu sync.Mutex
+			registered := 0
+			leaky := specs.Repeating(func(int) {
+				mu.Lock()
+				defer mu.Unlock()
+				registered++
+			}, 20)
+			grow := specs.GrowIn(specs.Count("handlers registered", 1, func() int {
+				mu.Lock()
+				defer mu.Unlock()
+				return registered
+			}))
+			grew, err := grow.Match(leaky)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(grew).To(BeTrue())
+			Expect(grow.NegatedFailureMessage(leaky)).To(ContainSubstring("but handlers registered grew"))
+		})
+	})
+
+	When("every run writes a Redis key of its own that nothing expires", func() {
+		It("reports that the keys in Redis grew", func(ctx SpecContext) {
+			env := specs.NewEnv()
+			leaky := specs.Repeating(func(run int) {
+				Expect(env.Redis.Set(ctx, fmt.Sprintf("kept-%d", run), "x", 0).Err()).To(Succeed())
+			}, 20)
+			grow := specs.GrowIn(env.RedisKeys())
+			grew, err := grow.Match(leaky)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(grew).To(BeTrue())
+			Expect(grow.NegatedFailureMessage(leaky)).To(ContainSubstring("but keys in Redis grew"))
+		}, SpecTimeout(30*time.Second))
 	})
 
 	When("the runs hold nothing once they are done", func() {
