@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -528,14 +526,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 // jsMemorySource says where the JS memory limit comes from, for the log.
 func jsMemorySource(cfg *Config) string {
-	switch {
-	case cfg.JSMemoryLimit() > 0:
+	if cfg.JSMemoryLimit() > 0 {
 		return "jsvm_memory_limit"
-	case debug.SetMemoryLimit(-1) != math.MaxInt64:
-		return "half of GOMEMLIMIT"
-	default:
-		return "default"
 	}
+	return jsvm.DefaultMemorySource()
 }
 
 // flushAtShutdown is Shutdown's flush phase: a fresh deadline that keeps

@@ -24,10 +24,22 @@ var ErrMemoryLimit = errors.New("JS middleware stopped: the heap passed the JS m
 // is set, else 512 MiB. Half, because the heap grows between two looks
 // and a script's last step, a string doubled say, cannot be cut short.
 func DefaultMemoryLimit() uint64 {
+	limit, _ := defaultMemoryLimit()
+	return limit
+}
+
+// DefaultMemorySource says where DefaultMemoryLimit comes from, for a log:
+// "half of GOMEMLIMIT" or "default".
+func DefaultMemorySource() string {
+	_, source := defaultMemoryLimit()
+	return source
+}
+
+func defaultMemoryLimit() (uint64, string) {
 	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit != math.MaxInt64 {
-		return uint64(limit) / 2
+		return uint64(limit) / 2, "half of GOMEMLIMIT"
 	}
-	return fallbackMemoryLimit
+	return fallbackMemoryLimit, "default"
 }
 
 const fallbackMemoryLimit = 512 << 20
