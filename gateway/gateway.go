@@ -263,7 +263,7 @@ func newLimiters(client redis.UniversalClient, quota *limit.Quota, cfg *Config, 
 		if cfg.EnableFixedWindowRateLimiter {
 			algorithm = limit.AlgorithmFixedWindow
 		}
-		return limiters{chosen: limit.NewLimits(client, quota, limit.LimitsOptions{Algorithm: algorithm, Now: now})}
+		return limiters{chosen: limit.NewLimits(client, quota, limit.LimitsOptions{Algorithm: algorithm, Now: now, Credit: cfg.LimitsCredit()})}
 	}
 	log := func(transactional bool) *limit.Limits {
 		return limit.NewLimits(client, quota, limit.LimitsOptions{
@@ -600,9 +600,15 @@ func (g *Gateway) release(ctx context.Context) error {
 	if g.notify != nil {
 		notifyErr = g.notify.Close(ctx)
 	}
+	// Quota this gateway took from the store in advance and did not use
+	// goes back before the store closes (limit.Credit).
+	limitsErr := g.limiters.chosen.Close(ctx)
+	if limitsErr != nil {
+		g.log.Error("shutdown: quota held for busy keys not given back to the store", "error", limitsErr)
+	}
 	g.jsMemory.Close()
 	g.transport.CloseIdleConnections()
-	return errors.Join(notifyErr, g.store.Close())
+	return errors.Join(notifyErr, limitsErr, g.store.Close())
 }
 
 // inFlight counts requests without a lock on their path; Shutdown waits

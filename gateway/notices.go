@@ -21,6 +21,7 @@ func (g *Gateway) onNotification(n notify.Notification) {
 		}
 	case notify.KeySpaceUpdate:
 		g.sessions.cache.Forget(n.Payload)
+		g.limiters.chosen.Forget(n.Payload)
 	default:
 		g.log.Debug("cluster notification not handled", "command", n.Command)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/gateway/conffile"
+	"github.com/tollgate/tollgate/gateway/limit"
 	"github.com/tollgate/tollgate/gateway/session"
 	"github.com/tollgate/tollgate/gateway/storage"
 )
@@ -105,6 +106,12 @@ type Config struct {
 	// blocks a key for the rest of its window once it goes over the limit,
 	// so refused requests cost one Redis read.
 	EnableSentinelRateLimiter bool `json:"enable_sentinel_rate_limiter"`
+	// LimitsCreditPercent (tollgate's own) is how much of a busy key's rate
+	// limit and quota, as a percentage of each, a gateway may take from
+	// the store in one round trip and hand out itself (GCRA only; see
+	// limit.Credit and the README's rate-limit section). Absent: 1. 0: every
+	// request asks the store. At most 10.
+	LimitsCreditPercent *float64 `json:"limits_credit_percent"`
 	// EnableJSVM allows APIs with JS middleware; an API that has some is
 	// refused at load while it is false. Default false, as in Tyk.
 	EnableJSVM bool `json:"enable_jsvm"`
@@ -398,6 +405,9 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 	case cfg.MaxScriptSize < 0:
 		return nil, nil, fmt.Errorf("max_script_size: %d is negative; give a size in bytes, or 0 for the default", cfg.MaxScriptSize)
 	}
+	if v := cfg.LimitsCreditPercent; v != nil && !(*v >= 0 && *v <= limit.MaxCredit) {
+		return nil, nil, fmt.Errorf("limits_credit_percent: %v is not between 0 and %v; give the percentage of a busy key's rate limit and quota a gateway may take at once, or 0 to ask the store for every request", *v, limit.MaxCredit)
+	}
 	if cfg.MinTokenLength < 0 {
 		return nil, nil, fmt.Errorf("min_token_length: %d is negative", cfg.MinTokenLength)
 	}
@@ -412,6 +422,14 @@ func ParseConfig(data []byte) (*Config, Warnings, error) {
 		warnings = append(warnings, "hash_keys: new keys are stored under a 32-bit murmur3 hash (hash_key_function is "+strconv.Quote(cfg.HashKeyFunction)+"); with many keys stored, random guesses soon find one whose hash matches, and Tyk's murmur32 ignores a key's last 1 to 3 bytes: set hash_key_function to \"sha256\" (or \"murmur128\"), and list the old function in hash_key_function_fallback so existing custom keys are still found")
 	}
 	return &cfg, warnings, nil
+}
+
+// LimitsCredit is limits_credit_percent, limit.DefaultCredit when absent.
+func (c *Config) LimitsCredit() float64 {
+	if c.LimitsCreditPercent == nil {
+		return limit.DefaultCredit
+	}
+	return *c.LimitsCreditPercent
 }
 
 // SessionOptions are the settings that decide where a key's session is

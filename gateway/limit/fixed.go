@@ -60,7 +60,7 @@ func allowAlone(ctx context.Context, client redis.UniversalClient, queue rateQue
 
 func (f *FixedWindow) queue(ctx context.Context, pipe redis.Pipeliner, id string, limit int, per time.Duration) func(context.Context) (Decision, error) {
 	key := FixedWindowKey(id)
-	used, ttl := queueCounter(ctx, pipe, key, per)
+	used, ttl := queueCounter(ctx, pipe, key, per, 1)
 	return func(ctx context.Context) (Decision, error) {
 		n, left, err := counted(ctx, f.client, key, used, ttl, per)
 		if err != nil {
@@ -82,16 +82,22 @@ func (f *FixedWindow) Reset(ctx context.Context, id string) error {
 	return nil
 }
 
-// queueCounter adds to pipe the commands that count one more at key, a
+// queueCounter adds to pipe the commands that count n more at key, a
 // counter that starts with a TTL of period (none when period is zero or
-// less): SET NX, INCR and PTTL. They are one key's, so one node's, and run
+// less): SET NX, INCR (INCRBY for n other than 1) and PTTL. They are one key's, so one node's, and run
 // in order; they are not a transaction, so that they can share a pipeline
 // with other keys' commands on a cluster (see counted for the one race).
-func queueCounter(ctx context.Context, pipe redis.Pipeliner, key string, period time.Duration) (*redis.IntCmd, *redis.DurationCmd) {
+func queueCounter(ctx context.Context, pipe redis.Pipeliner, key string, period time.Duration, n int64) (*redis.IntCmd, *redis.DurationCmd) {
 	if period > 0 {
 		pipe.SetNX(ctx, key, 0, redisTTL(period))
 	}
-	return pipe.Incr(ctx, key), pipe.PTTL(ctx, key)
+	var used *redis.IntCmd
+	if n == 1 {
+		used = pipe.Incr(ctx, key)
+	} else {
+		used = pipe.IncrBy(ctx, key, n)
+	}
+	return used, pipe.PTTL(ctx, key)
 }
 
 // counted reads what queueCounter's commands answered: the count and the

@@ -42,15 +42,21 @@ func besideQuota(id, suffix string) string {
 // The key lives a second longer than it matters, so that a gateway whose
 // clock lags the store's a little still finds it.
 //
+// A third change lets one call take several requests' worth at once (see
+// Credit): it takes up to ARGV[5] (1 when absent) as long as the first fits,
+// as redis_rate's AllowAtMost does.
+//
 // KEYS[1] the state; ARGV: now's seconds, now's nanoseconds, the emission
-// interval (per/rate) in nanoseconds, the burst (rate). It answers {allowed
-// (1 or 0), remaining, reset (ns until the full burst is available again),
-// retry (ns until a request would be allowed, 0 when this one was)}.
+// interval (per/rate) in nanoseconds, the burst (rate), and how many to take
+// at most. It answers {taken (0 when refused), remaining after them, reset
+// (ns until the full burst is available again), retry (ns until a request
+// would be allowed, 0 when this one was)}.
 var gcraScript = redis.NewScript(`
 local now_s = tonumber(ARGV[1])
 local now_ns = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local burst = tonumber(ARGV[4])
+local want = tonumber(ARGV[5]) or 1
 
 local ahead = 0
 local tat = redis.call("GET", KEYS[1])
@@ -69,11 +75,13 @@ if allow_at > 0 then
   return {0, 0, string.format("%.0f", ahead), string.format("%.0f", allow_at)}
 end
 
+local more = math.min(want - 1, math.floor(-allow_at / interval))
+new_ahead = new_ahead + more * interval
 local t = now_ns + new_ahead
 local carry = math.floor(t / 1e9)
 redis.call("SET", KEYS[1], string.format("%.0f %.3f", now_s + carry, t - carry * 1e9),
   "PX", math.ceil(new_ahead / 1e6) + 1000)
-return {1, math.floor(-allow_at / interval), string.format("%.0f", new_ahead), "0"}
+return {1 + more, math.floor(-allow_at / interval) - more, string.format("%.0f", new_ahead), "0"}
 `)
 
 // GCRA is a generic cell rate limiter, the algorithm of go-redis/redis_rate:
@@ -107,19 +115,34 @@ func (g *GCRA) Allow(ctx context.Context, id string, rate float64, per time.Dura
 }
 
 // queue adds the script call for id to pipe and returns what decides once
-// pipe has run. The call is an EVALSHA; a store that does not know the
-// script yet answers NOSCRIPT, and decide then sends it whole, once.
+// pipe has run; see lease.
 func (g *GCRA) queue(ctx context.Context, pipe redis.Pipeliner, id string, limit int, per time.Duration) func(context.Context) (Decision, error) {
+	decide := g.lease(ctx, pipe, id, limit, per, 1)
+	return func(ctx context.Context) (Decision, error) {
+		d, _, err := decide(ctx)
+		return d, err
+	}
+}
+
+// lease adds the script call for id to pipe, taking up to want requests'
+// worth, and returns what decides once pipe has run: the decision for the
+// first of them and how many were taken (0 when it was refused). The call
+// is an EVALSHA; a store that does not know the script yet answers
+// NOSCRIPT, and decide then sends it whole, once.
+func (g *GCRA) lease(ctx context.Context, pipe redis.Pipeliner, id string, limit int, per time.Duration, want int64) func(context.Context) (Decision, int64, error) {
 	if limit < 1 {
 		// Tyk refuses everything below one request; so would the script,
 		// but without a burst it cannot say when to retry.
-		return func(context.Context) (Decision, error) { return Decision{Reset: per}, nil }
+		return func(context.Context) (Decision, int64, error) { return Decision{Reset: per}, 0, nil }
 	}
 	now := g.now()
 	keys := []string{GCRAKey(id)}
 	args := []any{now.Unix(), now.Nanosecond(), strconv.FormatFloat(float64(per)/float64(limit), 'f', 3, 64), limit}
+	if want > 1 {
+		args = append(args, want)
+	}
 	cmd := gcraScript.EvalSha(ctx, pipe, keys, args...)
-	return func(ctx context.Context) (Decision, error) {
+	return func(ctx context.Context) (Decision, int64, error) {
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			cmd = gcraScript.Eval(ctx, g.client, keys, args...)
 		}
@@ -127,25 +150,25 @@ func (g *GCRA) queue(ctx context.Context, pipe redis.Pipeliner, id string, limit
 	}
 }
 
-func gcraDecision(cmd *redis.Cmd, limit int) (Decision, error) {
+func gcraDecision(cmd *redis.Cmd, limit int) (Decision, int64, error) {
 	v, err := cmd.Slice()
 	if err != nil {
-		return Decision{}, wrap("gcra", err)
+		return Decision{}, 0, wrap("gcra", err)
 	}
 	if len(v) != 4 {
-		return Decision{}, wrap("gcra", errReply)
+		return Decision{}, 0, wrap("gcra", errReply)
 	}
-	allowed, _ := v[0].(int64)
+	taken, _ := v[0].(int64)
 	remaining, _ := v[1].(int64)
 	reset, err1 := nanos(v[2])
 	retry, err2 := nanos(v[3])
 	if err1 != nil || err2 != nil {
-		return Decision{}, wrap("gcra", errReply)
+		return Decision{}, 0, wrap("gcra", errReply)
 	}
-	if allowed != 1 {
-		return Decision{Limit: limit, Reset: max(retry, time.Nanosecond)}, nil
+	if taken < 1 {
+		return Decision{Limit: limit, Reset: max(retry, time.Nanosecond)}, 0, nil
 	}
-	return Decision{Allowed: true, Limit: limit, Remaining: int(min(remaining, int64(limit-1))), Reset: reset}, nil
+	return Decision{Allowed: true, Limit: limit, Remaining: int(min(max(remaining, 0), int64(limit-1))), Reset: reset}, taken, nil
 }
 
 // nanos reads a duration the script answered as a string of nanoseconds.

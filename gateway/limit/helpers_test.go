@@ -110,6 +110,13 @@ func (e *Env) NewLimits(a limit.Algorithm) *limit.Limits {
 	return limit.NewLimits(e.Client, e.NewQuota(), limit.LimitsOptions{Algorithm: a, Window: limit.WindowOptions{Transactional: true}, Now: e.Now})
 }
 
+// NewCreditLimits returns the default limits (the GCRA) taking percent of a
+// busy key's limits at once (limits_credit_percent), on client, a gateway's
+// own connection to the spec's cluster, and the spec's clock.
+func (e *Env) NewCreditLimits(client redis.UniversalClient, percent float64) *limit.Limits {
+	return limit.NewLimits(client, limit.NewQuota(client, e.Now), limit.LimitsOptions{Credit: percent, Now: e.Now})
+}
+
 // Check asks limits about one request that must not fail.
 func Check(ctx context.Context, l *limit.Limits, id string, r limit.Rate) limit.Outcome {
 	GinkgoHelper()

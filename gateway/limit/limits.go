@@ -57,6 +57,9 @@ type Limits struct {
 	// rate is the GCRA's or the fixed window's queue; nil with the log.
 	rate rateQueue
 	log  *Window
+	// gcra and credit are set for the GCRA with a Credit.
+	gcra   *GCRA
+	credit *credit
 }
 
 // LimitsOptions chooses Limits' rate limiter.
@@ -66,6 +69,10 @@ type LimitsOptions struct {
 	Window WindowOptions
 	// Now is the clock of the GCRA and the rolling log; nil means time.Now.
 	Now func() time.Time
+	// Credit is the percentage of a busy key's rate limit and quota a
+	// gateway may take from the store at once (see DefaultCredit); 0 asks
+	// the store for every request. GCRA only.
+	Credit float64
 }
 
 // NewLimits returns the limits of keys stored in client's Redis, counting
@@ -81,7 +88,15 @@ func NewLimits(client redis.UniversalClient, quota *Quota, o LimitsOptions) *Lim
 		}
 		l.log = NewWindow(client, o.Window)
 	default:
-		l.rate = NewGCRA(client, o.Now).queue
+		l.gcra = NewGCRA(client, o.Now)
+		l.rate = l.gcra.queue
+		if o.Credit > 0 {
+			now := o.Now
+			if now == nil {
+				now = time.Now
+			}
+			l.credit = newCredit(min(o.Credit, MaxCredit), now)
+		}
 	}
 	return l
 }
@@ -95,6 +110,9 @@ func (l *Limits) Allow(ctx context.Context, id string, rate float64, per time.Du
 // RefundQuota takes back a request Check counted against id's quota
 // (counted is Check's quota decision); see Quota.Refund.
 func (l *Limits) RefundQuota(ctx context.Context, id string, counted QuotaDecision) error {
+	if counted.fromCredit && l.credit.giveBack(id, counted) {
+		return nil
+	}
 	return l.quota.Refund(ctx, id, counted)
 }
 
@@ -112,6 +130,9 @@ func (l *Limits) Check(ctx context.Context, id string, r Rate) Outcome {
 		d, err := l.log.Allow(ctx, id, r.Rate, r.Per)
 		return Outcome{Rate: d, RateErr: err}
 	}
+	if l.credit != nil {
+		return l.checkWithCredit(ctx, id, limit, r)
+	}
 	pipe := l.client.Pipeline()
 	rate := l.rate(ctx, pipe, id, limit, r.Per)
 	var quota func(context.Context) (QuotaDecision, error)
@@ -128,9 +149,95 @@ func (l *Limits) Check(ctx context.Context, id string, r Rate) Outcome {
 	return o
 }
 
+// checkWithCredit is Check for the GCRA with a Credit: what the book holds
+// serves the request without a round trip; what it does not is asked of
+// the store, a share at once when the key is busy.
+func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Rate) Outcome {
+	quotaMax := max(r.QuotaMax, 0)
+	p := l.credit.take(id, limit, r.Per, quotaMax, r.QuotaRenewal)
+	if p.owed > 0 {
+		// Quota this gateway took and let expire unused goes back. Should
+		// the store not take it, the client loses that much, as with a
+		// gateway that crashed holding it; the request goes on.
+		_ = l.quota.refund(ctx, id, p.owedRenews, p.owed)
+	}
+	var o Outcome
+	var (
+		rate  func(context.Context) (Decision, int64, error)
+		quota func(context.Context) (QuotaDecision, int64, error)
+	)
+	pipe := l.client.Pipeline()
+	if p.rateLocal {
+		o.Rate = p.rate
+	} else {
+		rate = l.gcra.lease(ctx, pipe, id, limit, r.Per, p.rateWant)
+	}
+	if quotaMax > 0 {
+		o.QuotaCounted = true
+		if p.quotaLocal {
+			o.Quota = p.quota
+		} else {
+			quota = l.quota.lease(ctx, pipe, id, quotaMax, r.QuotaRenewal, p.quotaWant)
+		}
+	}
+	if rate == nil && quota == nil {
+		return o
+	}
+	_, _ = pipe.Exec(ctx) // the commands carry their errors
+	if rate != nil {
+		d, taken, err := rate(ctx)
+		o.Rate, o.RateErr = d, err
+		switch {
+		case err != nil:
+			l.credit.unbusy(id, plan{rateLease: p.rateLease})
+		case p.rateLease:
+			l.credit.settleRate(id, p, d, taken)
+			if taken > 1 {
+				o.Rate.Remaining = min(d.Remaining+int(taken-1), limit-1)
+			}
+		}
+	}
+	if quota != nil {
+		d, taken, err := quota(ctx)
+		o.Quota, o.QuotaErr = d, err
+		switch {
+		case err != nil:
+			l.credit.unbusy(id, plan{quotaLease: p.quotaLease})
+		case p.quotaLease:
+			l.credit.settleQuota(id, p, d, taken)
+			if taken > 0 {
+				o.Quota.fromCredit = true
+				o.Quota.Remaining = d.Remaining + taken - 1
+			}
+		}
+	}
+	return o
+}
+
+// Close gives back to the store the quota this gateway took and has not
+// handed out (see Credit), so that other gateways can serve it; it is the
+// one thing Limits holds. It returns the store's errors.
+func (l *Limits) Close(ctx context.Context) error {
+	if l.credit == nil {
+		return nil
+	}
+	return giveBackAll(ctx, l.quota, l.credit.drain())
+}
+
+// Forget drops what this gateway holds of id's limits (see Credit), as
+// another gateway reset or changed them; the store's state stays.
+func (l *Limits) Forget(id string) {
+	if l.credit != nil {
+		l.credit.forget(id)
+	}
+}
+
 // Reset forgets id's rate-limit state, whichever algorithm made it: every
 // gateway on the store may not use the same one.
 func (l *Limits) Reset(ctx context.Context, id string) error {
+	if l.credit != nil {
+		l.credit.forget(id)
+	}
 	// One DEL per key: the keys live in different hash slots.
 	for _, key := range []string{WindowKey(id), SentinelKey(id), GCRAKey(id), FixedWindowKey(id)} {
 		if err := l.client.Del(ctx, key).Err(); err != nil {

@@ -41,6 +41,9 @@ type QuotaDecision struct {
 	Remaining int64
 	// Renews is when the counter resets; zero when it never does.
 	Renews time.Time
+	// fromCredit: the request was counted from what this gateway holds
+	// (see Credit), and a refund goes back there.
+	fromCredit bool
 }
 
 // Consume counts one request for id against quotaMax requests per renewal
@@ -65,14 +68,33 @@ func (q *Quota) Consume(ctx context.Context, id string, quotaMax int64, renewal 
 // where one transaction cannot span two keys' slots; counted repairs the
 // one thing a transaction prevented, a counter left without a TTL.
 func (q *Quota) queue(ctx context.Context, pipe redis.Pipeliner, id string, quotaMax int64, renewal time.Duration) func(context.Context) (QuotaDecision, error) {
-	key := QuotaKey(id)
-	used, pttl := queueCounter(ctx, pipe, key, renewal)
+	decide := q.lease(ctx, pipe, id, quotaMax, renewal, 1)
 	return func(ctx context.Context) (QuotaDecision, error) {
+		d, _, err := decide(ctx)
+		return d, err
+	}
+}
+
+// lease is queue counting up to want requests at once (see Credit): the
+// decision is the first one's, and taken how many of them fit under
+// quotaMax (0 when the first did not). What did not fit stays counted, as
+// a refused request's count does.
+func (q *Quota) lease(ctx context.Context, pipe redis.Pipeliner, id string, quotaMax int64, renewal time.Duration, want int64) func(context.Context) (QuotaDecision, int64, error) {
+	key := QuotaKey(id)
+	used, pttl := queueCounter(ctx, pipe, key, renewal, want)
+	return func(ctx context.Context) (QuotaDecision, int64, error) {
 		n, ttl, err := counted(ctx, q.client, key, used, pttl, renewal)
 		if err != nil {
-			return QuotaDecision{}, wrap("quota", err)
+			return QuotaDecision{}, 0, wrap("quota", err)
 		}
-		return q.decide(quotaMax, n, true, ttl), nil
+		taken := min(max(quotaMax-(n-want), 0), want)
+		d := q.decide(quotaMax, n-want+1, true, ttl)
+		if taken > 0 {
+			// The others taken are the caller's to hand out; they are not
+			// remaining for anyone else.
+			d.Remaining = max(quotaMax-n, 0)
+		}
+		return d, taken, nil
 	}
 }
 
@@ -92,28 +114,41 @@ const refundMargin = time.Second
 // count, which costs the client one request there at most, never the other
 // way round. A counter that never renews is always refunded.
 func (q *Quota) Refund(ctx context.Context, id string, counted QuotaDecision) error {
-	if !counted.Renews.IsZero() {
-		within := time.Minute
-		if deadline, ok := ctx.Deadline(); ok {
-			within = time.Until(deadline)
-		}
-		if counted.Renews.Sub(q.now()) <= within+refundMargin {
-			return nil
-		}
+	return q.refund(ctx, id, counted.Renews, 1)
+}
+
+// refund takes back n requests counted for id in the period that ends at
+// renews (zero: a counter that never renews), under Refund's rule.
+func (q *Quota) refund(ctx context.Context, id string, renews time.Time, n int64) error {
+	if !q.refundable(ctx, renews) {
+		return nil
 	}
-	if err := refundScript.Run(ctx, q.client, []string{QuotaKey(id)}).Err(); err != nil {
+	if err := refundScript.Run(ctx, q.client, []string{QuotaKey(id)}, n).Err(); err != nil {
 		return wrap("quota refund", err)
 	}
 	return nil
 }
 
-// refundScript decrements a counter that still exists and is above zero:
-// one that expired meanwhile has nothing to refund (a DECR would recreate
-// it, negative and without a TTL), and none goes below zero.
+// refundable tells whether a refund for the period ending at renews, sent
+// now with ctx's deadline, certainly reaches that period's counter.
+func (q *Quota) refundable(ctx context.Context, renews time.Time) bool {
+	if renews.IsZero() {
+		return true
+	}
+	within := time.Minute
+	if deadline, ok := ctx.Deadline(); ok {
+		within = time.Until(deadline)
+	}
+	return renews.Sub(q.now()) > within+refundMargin
+}
+
+// refundScript takes ARGV[1] off a counter that still exists, down to zero
+// at most: one that expired meanwhile has nothing to refund (a DECRBY would
+// recreate it, negative and without a TTL).
 var refundScript = redis.NewScript(`
 local n = tonumber(redis.call("GET", KEYS[1]))
 if n and n > 0 then
-  return redis.call("DECR", KEYS[1])
+  return redis.call("DECRBY", KEYS[1], math.min(n, tonumber(ARGV[1]) or 1))
 end
 return 0
 `)
