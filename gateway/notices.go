@@ -20,8 +20,10 @@ func (g *Gateway) onNotification(n notify.Notification) {
 			g.log.Error("reload asked by another gateway failed; the APIs being served stay", "from", n.From, "error", err)
 		}
 	case notify.KeySpaceUpdate:
-		g.sessions.cache.Forget(n.Payload)
+		// What this gateway holds of the key's limits goes first: a request
+		// that sees the changed session must not be served from it.
 		g.limiters.chosen.Forget(n.Payload)
+		g.sessions.cache.Forget(n.Payload)
 	default:
 		g.log.Debug("cluster notification not handled", "command", n.Command)
 	}

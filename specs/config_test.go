@@ -144,6 +144,17 @@ var _ = Describe("tyk.conf values out of range", Label("config"), func() {
 		_, _, err := gatewayParseConfig(`{"listen_port": 99999}`)
 		Expect(err).To(MatchError(ContainSubstring("listen_port")))
 	})
+
+	It("refuses a limits_credit_percent below 0 or above 10, naming limits_credit_percent", func() {
+		for _, v := range []string{"-1", "10.5", "100"} {
+			_, _, err := gatewayParseConfig(`{"limits_credit_percent": ` + v + `}`)
+			Expect(err).To(MatchError(ContainSubstring("limits_credit_percent: " + v + " is not between 0 and 10")))
+		}
+		for _, v := range []string{"0", "0.5", "10"} {
+			_, _, err := gatewayParseConfig(`{"limits_credit_percent": ` + v + `}`)
+			Expect(err).NotTo(HaveOccurred())
+		}
+	})
 })
 
 // gatewayParseConfig parses a tyk.conf given as text.

@@ -1,7 +1,9 @@
 package specs_test
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -193,3 +195,82 @@ var _ = Describe("Choosing the rate limiter", Label("limits", "ratelimit"), func
 		})
 	})
 })
+
+// A busy key's requests are taken from the store a share at a time (see the
+// README's rate-limit section): what a client sees of its limits does not
+// change, and what the store counts catches up at the latest when the
+// gateway shuts down.
+var _ = Describe("A busy key's limits taken a share at a time (limits_credit_percent)", Label("limits", "quota"), func() {
+	const busy = `"rate": 1000000, "per": 1, "quota_max": 1000, "quota_renewal_rate": 3600`
+
+	// serve sends n keyed requests through inst, each of which must pass.
+	serve := func(inst *specs.Instance, key string, n int) {
+		GinkgoHelper()
+		for range n {
+			Expect(inst.Get("/orders/", "Authorization", key).StatusCode).To(Equal(http.StatusOK))
+		}
+	}
+	quotaCounted := func(ctx SpecContext, env *specs.Env, key string) string {
+		GinkgoHelper()
+		return env.Redis.Get(ctx, limit.QuotaKey(key)).Val()
+	}
+
+	It("counts in the store every request a gateway served, once it has shut down", func(ctx SpecContext) {
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "s"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key := env.IssueKey(grantTo("orders", busy))
+		other := env.StartGateway()
+		serve(other, key, 100)
+		Expect(quotaCounted(ctx, env, key)).NotTo(Equal("100"), "a share taken ahead")
+		Expect(other.Gateway.Shutdown(ctx)).To(Succeed())
+		Expect(quotaCounted(ctx, env, key)).To(Equal("100"))
+	}, SpecTimeout(30*time.Second))
+
+	It("answers X-RateLimit-Remaining one less each request, as when every request asks the store", func() {
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "s", "rate_limit_response_headers": "quotas"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key := env.IssueKey(grantTo("orders", busy))
+		var remaining []string
+		for range 20 {
+			remaining = append(remaining, env.Get("/orders/", "Authorization", key).Header.Get("X-RateLimit-Remaining"))
+		}
+		want := make([]string, 20)
+		for i := range want {
+			want[i] = strconv.Itoa(999 - i)
+		}
+		Expect(remaining).To(Equal(want))
+	})
+
+	It("drops what it holds of a key another gateway's control API reset, with the notification of the change", func(ctx SpecContext) {
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "s", "rate_limit_response_headers": "quotas"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key := env.IssueKey(grantTo("orders", busy))
+		other := env.StartGateway()
+		serve(other, key, 64) // shares of 1, 2, 4, ... 32, then 64: 63 held
+		// A PUT without suppress_reset starts the key's quota afresh; this
+		// one also narrows the key to /a, so that the other gateway shows
+		// when it has the change.
+		narrowed := `{"access_rights": {"orders": {"api_id": "orders", "api_name": "orders", "versions": [],
+		  "allowed_urls": [{"url": "/a", "methods": ["GET"]}]}}, "org_id": "org1", ` + busy + `}`
+		Expect(env.Control(env.Instance, http.MethodPut, "/tyk/keys/"+key, narrowed).StatusCode).To(Equal(http.StatusOK))
+		Eventually(func() int {
+			return other.Get("/orders/b", "Authorization", key).StatusCode
+		}).WithContext(ctx).Should(Equal(http.StatusForbidden))
+		Expect(other.Get("/orders/a", "Authorization", key).Header.Get("X-RateLimit-Remaining")).To(Equal("999"))
+	}, SpecTimeout(30*time.Second))
+
+	It("asks the store about every request with limits_credit_percent 0", func(ctx SpecContext) {
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "s", "limits_credit_percent": 0}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key := env.IssueKey(grantTo("orders", busy))
+		serve(env.Instance, key, 20)
+		Expect(quotaCounted(ctx, env, key)).To(Equal("20"))
+	}, SpecTimeout(30*time.Second))
+
+	It("refuses the request past quota_max through two gateways, having let exactly quota_max through", func() {
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "s"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		key := env.IssueKey(grantTo("orders", `"rate": 1000000, "per": 1, "quota_max": 300, "quota_renewal_rate": 3600`))
+		other := env.StartGateway()
+		serve(other, key, 200)
+		Expect(other.Gateway.Shutdown(context.Background())).To(Succeed())
+		serve(env.Instance, key, 100)
+		expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseQuotaExceeded, "Quota exceeded")
+	})
+})
+
