@@ -273,4 +273,3 @@ var _ = Describe("A busy key's limits taken a share at a time (limits_credit_per
 		expectGatewayError(env.Get("/orders/", "Authorization", key), http.StatusForbidden, chain.CauseQuotaExceeded, "Quota exceeded")
 	})
 })
-
