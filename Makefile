@@ -3,7 +3,7 @@
 GINKGO := go tool ginkgo
 SPEC_FLAGS := -r -p --randomize-all --fail-on-pending --fail-on-empty --race --trace --timeout=12m
 
-.PHONY: help run test test-real cluster-up cluster-down outline lint build bench soak soak-hostile
+.PHONY: help run test test-real cluster-up cluster-down outline lint build bench bench-wrk soak soak-hostile
 
 help: ### list the targets
 	@grep -E '^[a-z-]+:.*###' $(MAKEFILE_LIST) | sed -E 's/:.*### /\t/' | expand -t 14
@@ -70,6 +70,9 @@ bench: ### benchmarks over loopback HTTP on each store (simulated cluster, a red
 	@bin=$$(mktemp -d)/bench.test; go test -c -o $$bin ./tools/bench && \
 	if redis-cli -p 7000 cluster info 2>/dev/null | grep -q cluster_state:ok; then export TOLLGATE_REDIS_CLUSTER=$$(tools/redis-cluster/cluster.sh addrs); fi; \
 	cd tools/bench && for round in 1 2 3 4 5; do $$bin -test.run '^$$' -test.bench '^Benchmark(Baseline|Keyless|AuthRateLimitQuota|Seed|Cache)' -test.benchtime 3000x -test.timeout 10m; done | go run ./summary
+
+bench-wrk: ### the tollgate binary and a bare httputil.ReverseProxy, each in its own process, under wrk -t2 -c32 from another (apt-get install wrk): 3 rounds of 10 s per case and store, medians of req/s, p50 and p99
+	go run ./tools/wrkbench
 
 soak: ### soak the seed scenario, with reloads, key churn, JS errors, failing webhooks... mixed in, in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
 	go run ./tools/soak -duration 1m -mix
