@@ -60,6 +60,12 @@ type credit struct {
 	mu    sync.Mutex
 	keys  map[string]*creditEntry
 	swept time.Time
+	// leases numbers the leases taken, so that an answer settles only the
+	// state that asked for it (not one a reset or a change of the key's
+	// limits replaced meanwhile).
+	leases uint64
+	// closed: drained by Close; no more credit is taken.
+	closed bool
 }
 
 func newCredit(percent float64, now func() time.Time) *credit {
@@ -85,6 +91,8 @@ type rateCredit struct {
 	// size is what the next lease asks for; busy while one is in flight.
 	size int64
 	busy bool
+	// lease numbers the lease in flight (see credit.leases).
+	lease uint64
 	// remaining and reset are the store's answer to the last lease, for the
 	// X-RateLimit headers of the requests served from it.
 	remaining int
@@ -102,6 +110,7 @@ type quotaCredit struct {
 	renews    time.Time
 	size      int64
 	busy      bool
+	lease     uint64
 	remaining int64
 	// owed is what expired unused, to be given back to the store.
 	owed       int64
@@ -110,6 +119,11 @@ type quotaCredit struct {
 
 // plan is what Limits.Check does for one request, decided under the lock.
 type plan struct {
+	// entry is the book's entry the leases were taken for, and rateSeq and
+	// quotaSeq the leases' numbers.
+	entry    *creditEntry
+	rateSeq  uint64
+	quotaSeq uint64
 	// rateLocal: the request's rate was served from the book (rate holds
 	// its decision); otherwise rateWant is what to ask the store for.
 	rateLocal bool
@@ -140,6 +154,9 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return p
+	}
 	e := c.keys[id]
 	if e == nil {
 		if len(c.keys) >= creditKeys && !c.sweep(now) {
@@ -148,6 +165,7 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 		e = &creditEntry{}
 		c.keys[id] = e
 	}
+	p.entry = e
 	if rateShare >= 2 {
 		r := &e.rate
 		if r.limit != limit || r.per != per {
@@ -164,6 +182,8 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 			r.size = nextSize(r.size, r.left, r.until, now, rateShare)
 			r.left = 0
 			r.busy = true
+			c.leases++
+			r.lease, p.rateSeq = c.leases, c.leases
 			p.rateWant, p.rateLease = min(r.size, rateShare), true
 		}
 	}
@@ -188,6 +208,8 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 				c.owe(q, q.left)
 			}
 			q.busy = true
+			c.leases++
+			q.lease, p.quotaSeq = c.leases, c.leases
 			p.quotaWant, p.quotaLease = min(q.size, quotaShare), true
 			p.owed, p.owedRenews = q.owed, q.owedRenews
 			q.owed = 0
@@ -240,8 +262,13 @@ func (c *credit) sweep(now time.Time) bool {
 // settleRate records what the store answered a rate lease of p: taken
 // requests' worth (the first is the request's own).
 func (c *credit) settleRate(id string, p plan, d Decision, taken int64) {
-	c.settle(id, func(e *creditEntry, now time.Time) {
+	c.settle(id, p, func(e *creditEntry, now time.Time) {
 		r := &e.rate
+		if r.lease != p.rateSeq {
+			// The key's rate changed meanwhile: what was taken under the
+			// old one is not this state's to hand out.
+			return
+		}
 		r.busy = false
 		if taken < 1 {
 			r.size = 1 // at the limit: exact again
@@ -253,10 +280,21 @@ func (c *credit) settleRate(id string, p plan, d Decision, taken int64) {
 	})
 }
 
-// settleQuota records what the store answered a quota lease of p.
-func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) {
-	c.settle(id, func(e *creditEntry, now time.Time) {
+// settleQuota records what the store answered a quota lease of p, and
+// returns how many of the requests taken the book does not hold and must
+// go back to the store now: those taken for a quota that changed meanwhile,
+// or after Close.
+func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (back int64) {
+	if c.settle(id, p, func(e *creditEntry, now time.Time) {
 		q := &e.quota
+		if q.lease != p.quotaSeq {
+			back = max(taken-1, 0)
+			return
+		}
+		if q.left > 0 {
+			// Given back (RefundQuota) while the lease was in flight.
+			c.owe(q, q.left)
+		}
 		q.busy = false
 		if taken < 1 {
 			q.size = 1
@@ -268,28 +306,46 @@ func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) {
 			q.until = d.Renews
 		}
 		q.remaining = d.Remaining
-	})
+	}) == settleClosed {
+		back = max(taken-1, 0)
+	}
+	return back
 }
 
 // unbusy clears what take marked in flight, for a lease the store did not
 // answer (its requests' worth, if it took any, stays counted there).
 func (c *credit) unbusy(id string, p plan) {
-	c.settle(id, func(e *creditEntry, _ time.Time) {
-		if p.rateLease {
+	c.settle(id, p, func(e *creditEntry, _ time.Time) {
+		if p.rateLease && e.rate.lease == p.rateSeq {
 			e.rate.busy = false
 		}
-		if p.quotaLease {
+		if p.quotaLease && e.quota.lease == p.quotaSeq {
 			e.quota.busy = false
 		}
 	})
 }
 
-func (c *credit) settle(id string, f func(*creditEntry, time.Time)) {
+type settled int
+
+const (
+	settledEntry settled = iota // f ran on p's entry
+	settleGone                  // the entry was dropped meanwhile (a reset)
+	settleClosed                // the book was drained by Close
+)
+
+// settle runs f on p's entry, if the book still holds it.
+func (c *credit) settle(id string, p plan, f func(*creditEntry, time.Time)) settled {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.keys[id]; e != nil {
+	switch e := c.keys[id]; {
+	case c.closed:
+		return settleClosed
+	case e == nil || e != p.entry:
+		return settleGone
+	default:
 		f(e, now)
+		return settledEntry
 	}
 }
 
@@ -331,6 +387,7 @@ func (c *credit) drain() map[string][]owedQuota {
 		}
 	}
 	clear(c.keys)
+	c.closed = true
 	return out
 }
 

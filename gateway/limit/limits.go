@@ -204,7 +204,14 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		case err != nil:
 			l.credit.unbusy(id, plan{quotaLease: p.quotaLease})
 		case p.quotaLease:
-			l.credit.settleQuota(id, p, d, taken)
+			back := l.credit.settleQuota(id, p, d, taken)
+			// What did not fit under the quota was no request: only the
+			// first, refused, counts, as without credit; left counted,
+			// the rest would take up what other gateways give back.
+			back += p.quotaWant - max(taken, 1)
+			if back > 0 {
+				_ = l.quota.refund(ctx, id, d.Renews, back)
+			}
 			if taken > 0 {
 				o.Quota.fromCredit = true
 				o.Quota.Remaining = d.Remaining + taken - 1
