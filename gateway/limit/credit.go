@@ -115,6 +115,10 @@ type quotaCredit struct {
 	// owed is what expired unused, to be given back to the store.
 	owed       int64
 	owedRenews time.Time
+	// owedUnsure: the key changed elsewhere since, perhaps with a reset, so
+	// what is owed goes back only to a counter of the period it was counted
+	// in (see Quota.refundSamePeriod).
+	owedUnsure bool
 }
 
 // plan is what Limits.Check does for one request, decided under the lock.
@@ -139,6 +143,7 @@ type plan struct {
 	// ending at owedRenews.
 	owed       int64
 	owedRenews time.Time
+	owedUnsure bool
 }
 
 // take decides what of one request id's book can serve: a rate limit of
@@ -193,8 +198,8 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 			if q.left > 0 {
 				c.owe(q, q.left)
 			}
-			owed, owedRenews := q.owed, q.owedRenews
-			*q = quotaCredit{max: quotaMax, renewal: renewal, size: 1, owed: owed, owedRenews: owedRenews}
+			owed, owedRenews, owedUnsure := q.owed, q.owedRenews, q.owedUnsure
+			*q = quotaCredit{max: quotaMax, renewal: renewal, size: 1, owed: owed, owedRenews: owedRenews, owedUnsure: owedUnsure}
 		}
 		switch {
 		case q.left > 0 && now.Before(q.until):
@@ -211,8 +216,8 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 			c.leases++
 			q.lease, p.quotaSeq = c.leases, c.leases
 			p.quotaWant, p.quotaLease = min(q.size, quotaShare), true
-			p.owed, p.owedRenews = q.owed, q.owedRenews
-			q.owed = 0
+			p.owed, p.owedRenews, p.owedUnsure = q.owed, q.owedRenews, q.owedUnsure
+			q.owed, q.owedUnsure = 0, false
 		}
 	}
 	return p
@@ -235,7 +240,7 @@ func nextSize(size, left int64, until, now time.Time, share int64) int64 {
 func (c *credit) owe(q *quotaCredit, n int64) {
 	if q.owed > 0 && !q.owedRenews.Equal(q.renews) {
 		// Older debt is of a period that has ended: nothing to give back.
-		q.owed = 0
+		q.owed, q.owedUnsure = 0, false
 	}
 	q.owed += n
 	q.owedRenews = q.renews
@@ -364,6 +369,30 @@ func (c *credit) giveBack(id string, counted QuotaDecision) bool {
 	return true
 }
 
+// release drops what the book holds for id, as the key changed on another
+// gateway: perhaps its limits, perhaps its counters were reset. The quota
+// it held of a period that renews is set aside, to go back with the key's
+// next request or at Close only to a counter still of that period: a key
+// changed without a reset (suppress_reset=1, or a session its JS changed)
+// must not lose it, and one reset must not get it twice.
+func (c *credit) release(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.keys[id]
+	if e == nil {
+		return
+	}
+	q := e.quota
+	if q.left > 0 {
+		c.owe(&q, q.left)
+	}
+	n := &creditEntry{}
+	if q.owed > 0 && !q.owedRenews.IsZero() {
+		n.quota = quotaCredit{owed: q.owed, owedRenews: q.owedRenews, owedUnsure: true}
+	}
+	c.keys[id] = n
+}
+
 // forget drops what the book holds for id, as its counters are reset.
 func (c *credit) forget(id string) {
 	c.mu.Lock()
@@ -380,7 +409,7 @@ func (c *credit) drain() map[string][]owedQuota {
 	for id, e := range c.keys {
 		q := e.quota
 		if q.owed > 0 {
-			out[id] = append(out[id], owedQuota{n: q.owed, renews: q.owedRenews})
+			out[id] = append(out[id], owedQuota{n: q.owed, renews: q.owedRenews, unsure: q.owedUnsure})
 		}
 		if q.left > 0 {
 			out[id] = append(out[id], owedQuota{n: q.left, renews: q.renews})
@@ -394,6 +423,7 @@ func (c *credit) drain() map[string][]owedQuota {
 type owedQuota struct {
 	n      int64
 	renews time.Time
+	unsure bool
 }
 
 // giveBackAll is Close's work: every held request of quota back to the
@@ -402,7 +432,11 @@ func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota) err
 	var errs []error
 	for id, list := range owed {
 		for _, o := range list {
-			if err := q.refund(ctx, id, o.renews, o.n); err != nil {
+			refund := q.refund
+			if o.unsure {
+				refund = q.refundSamePeriod
+			}
+			if err := refund(ctx, id, o.renews, o.n); err != nil {
 				errs = append(errs, err)
 			}
 		}

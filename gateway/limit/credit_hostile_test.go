@@ -238,4 +238,30 @@ var _ = Describe("Credit under attack", Label("limits", "quota"), func() {
 		// The one refused request counts, as without credit.
 		Expect(servedA + servedB).To(Equal(1000 - 1))
 	}, SpecTimeout(60*time.Second))
+
+	It("gives back what it held of a key changed elsewhere, to the same period only", func(ctx SpecContext) {
+		r := limit.Rate{Rate: 100_000_000, Per: time.Second, QuotaMax: 1_000_000, QuotaRenewal: time.Hour}
+		By("a change without a reset: back to the store")
+		kept := env.NewCreditLimits(env.Client, 1)
+		Expect(HammerLimits(ctx, kept, "kept", 64, r)).To(Equal(64))
+		Expect(env.Stored(limit.QuotaKey("kept"))).To(Equal("127"))
+		kept.Forget("kept") // the key-change notification
+		Check(ctx, kept, "kept", r)
+		Expect(kept.Close(ctx)).To(Succeed())
+		Expect(env.Stored(limit.QuotaKey("kept"))).To(Equal("65"))
+
+		By("a reset, the counter started afresh meanwhile by another gateway: not into the new period")
+		one := env.NewCreditLimits(env.Client, 1)
+		two := env.NewCreditLimits(env.Connect(), 1)
+		Expect(HammerLimits(ctx, one, "reset", 64, r)).To(Equal(64))
+		env.PassTime(10 * time.Second)
+		Expect(env.NewQuota().Reset(ctx, "reset")).To(Succeed()) // the control API, elsewhere
+		Expect(two.Reset(ctx, "reset")).To(Succeed())
+		Check(ctx, two, "reset", r)
+		one.Forget("reset") // the key-change notification
+		Check(ctx, one, "reset", r)
+		Expect(one.Close(ctx)).To(Succeed())
+		Expect(two.Close(ctx)).To(Succeed())
+		Expect(env.Stored(limit.QuotaKey("reset"))).To(Equal("2"))
+	}, SpecTimeout(60*time.Second))
 })

@@ -159,7 +159,11 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		// Quota this gateway took and let expire unused goes back. Should
 		// the store not take it, the client loses that much, as with a
 		// gateway that crashed holding it; the request goes on.
-		_ = l.quota.refund(ctx, id, p.owedRenews, p.owed)
+		refund := l.quota.refund
+		if p.owedUnsure {
+			refund = l.quota.refundSamePeriod
+		}
+		_ = refund(ctx, id, p.owedRenews, p.owed)
 	}
 	var o Outcome
 	var (
@@ -235,7 +239,7 @@ func (l *Limits) Close(ctx context.Context) error {
 // another gateway reset or changed them; the store's state stays.
 func (l *Limits) Forget(id string) {
 	if l.credit != nil {
-		l.credit.forget(id)
+		l.credit.release(id)
 	}
 }
 
