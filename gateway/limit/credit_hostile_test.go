@@ -2,7 +2,9 @@ package limit_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -264,4 +266,35 @@ var _ = Describe("Credit under attack", Label("limits", "quota"), func() {
 		Expect(two.Close(ctx)).To(Succeed())
 		Expect(env.Stored(limit.QuotaKey("reset"))).To(Equal("2"))
 	}, SpecTimeout(60*time.Second))
+
+	It("counts in the store exactly the requests let through, under many requests at once, refusals and key changes", func(ctx SpecContext) {
+		limits := env.NewCreditLimits(env.Client, 1)
+		r := limit.Rate{Rate: 2000, Per: time.Second, QuotaMax: 1_000_000, QuotaRenewal: time.Hour}
+		var served atomic.Int64
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				for range 400 {
+					o := Check(ctx, limits, "mixed", r)
+					if !o.Rate.Allowed {
+						Expect(limits.RefundQuota(ctx, "mixed", o.Quota)).To(Succeed())
+						continue
+					}
+					Expect(o.Quota.Allowed).To(BeTrue())
+					served.Add(1)
+				}
+			})
+		}
+		wg.Go(func() {
+			for range 50 {
+				limits.Forget("mixed") // key changes elsewhere, without a reset
+				runtime.Gosched()
+			}
+		})
+		wg.Wait()
+		Expect(served.Load()).To(BeNumerically(">=", 2000))
+		Expect(limits.Close(ctx)).To(Succeed())
+		Expect(env.Stored(limit.QuotaKey("mixed"))).To(Equal(strconv.FormatInt(served.Load(), 10)))
+	}, SpecTimeout(120*time.Second))
 })
