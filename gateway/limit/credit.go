@@ -60,6 +60,12 @@ type credit struct {
 	mu    sync.Mutex
 	keys  map[string]*creditEntry
 	swept time.Time
+	// leases numbers the leases taken, so that an answer settles only the
+	// state that asked for it (not one a reset or a change of the key's
+	// limits replaced meanwhile).
+	leases uint64
+	// closed: drained by Close; no more credit is taken.
+	closed bool
 }
 
 func newCredit(percent float64, now func() time.Time) *credit {
@@ -85,6 +91,8 @@ type rateCredit struct {
 	// size is what the next lease asks for; busy while one is in flight.
 	size int64
 	busy bool
+	// lease numbers the lease in flight (see credit.leases).
+	lease uint64
 	// remaining and reset are the store's answer to the last lease, for the
 	// X-RateLimit headers of the requests served from it.
 	remaining int
@@ -102,14 +110,24 @@ type quotaCredit struct {
 	renews    time.Time
 	size      int64
 	busy      bool
+	lease     uint64
 	remaining int64
 	// owed is what expired unused, to be given back to the store.
 	owed       int64
 	owedRenews time.Time
+	// owedUnsure: the key changed elsewhere since, perhaps with a reset, so
+	// what is owed goes back only to a counter of the period it was counted
+	// in (see Quota.refundSamePeriod).
+	owedUnsure bool
 }
 
 // plan is what Limits.Check does for one request, decided under the lock.
 type plan struct {
+	// entry is the book's entry the leases were taken for, and rateSeq and
+	// quotaSeq the leases' numbers.
+	entry    *creditEntry
+	rateSeq  uint64
+	quotaSeq uint64
 	// rateLocal: the request's rate was served from the book (rate holds
 	// its decision); otherwise rateWant is what to ask the store for.
 	rateLocal bool
@@ -125,6 +143,7 @@ type plan struct {
 	// ending at owedRenews.
 	owed       int64
 	owedRenews time.Time
+	owedUnsure bool
 }
 
 // take decides what of one request id's book can serve: a rate limit of
@@ -140,6 +159,9 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return p
+	}
 	e := c.keys[id]
 	if e == nil {
 		if len(c.keys) >= creditKeys && !c.sweep(now) {
@@ -148,6 +170,7 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 		e = &creditEntry{}
 		c.keys[id] = e
 	}
+	p.entry = e
 	if rateShare >= 2 {
 		r := &e.rate
 		if r.limit != limit || r.per != per {
@@ -164,6 +187,8 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 			r.size = nextSize(r.size, r.left, r.until, now, rateShare)
 			r.left = 0
 			r.busy = true
+			c.leases++
+			r.lease, p.rateSeq = c.leases, c.leases
 			p.rateWant, p.rateLease = min(r.size, rateShare), true
 		}
 	}
@@ -173,8 +198,8 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 			if q.left > 0 {
 				c.owe(q, q.left)
 			}
-			owed, owedRenews := q.owed, q.owedRenews
-			*q = quotaCredit{max: quotaMax, renewal: renewal, size: 1, owed: owed, owedRenews: owedRenews}
+			owed, owedRenews, owedUnsure := q.owed, q.owedRenews, q.owedUnsure
+			*q = quotaCredit{max: quotaMax, renewal: renewal, size: 1, owed: owed, owedRenews: owedRenews, owedUnsure: owedUnsure}
 		}
 		switch {
 		case q.left > 0 && now.Before(q.until):
@@ -188,9 +213,11 @@ func (c *credit) take(id string, limit int, per time.Duration, quotaMax int64, r
 				c.owe(q, q.left)
 			}
 			q.busy = true
+			c.leases++
+			q.lease, p.quotaSeq = c.leases, c.leases
 			p.quotaWant, p.quotaLease = min(q.size, quotaShare), true
-			p.owed, p.owedRenews = q.owed, q.owedRenews
-			q.owed = 0
+			p.owed, p.owedRenews, p.owedUnsure = q.owed, q.owedRenews, q.owedUnsure
+			q.owed, q.owedUnsure = 0, false
 		}
 	}
 	return p
@@ -213,7 +240,7 @@ func nextSize(size, left int64, until, now time.Time, share int64) int64 {
 func (c *credit) owe(q *quotaCredit, n int64) {
 	if q.owed > 0 && !q.owedRenews.Equal(q.renews) {
 		// Older debt is of a period that has ended: nothing to give back.
-		q.owed = 0
+		q.owed, q.owedUnsure = 0, false
 	}
 	q.owed += n
 	q.owedRenews = q.renews
@@ -240,8 +267,13 @@ func (c *credit) sweep(now time.Time) bool {
 // settleRate records what the store answered a rate lease of p: taken
 // requests' worth (the first is the request's own).
 func (c *credit) settleRate(id string, p plan, d Decision, taken int64) {
-	c.settle(id, func(e *creditEntry, now time.Time) {
+	c.settle(id, p, func(e *creditEntry, now time.Time) {
 		r := &e.rate
+		if r.lease != p.rateSeq {
+			// The key's rate changed meanwhile: what was taken under the
+			// old one is not this state's to hand out.
+			return
+		}
 		r.busy = false
 		if taken < 1 {
 			r.size = 1 // at the limit: exact again
@@ -253,10 +285,21 @@ func (c *credit) settleRate(id string, p plan, d Decision, taken int64) {
 	})
 }
 
-// settleQuota records what the store answered a quota lease of p.
-func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) {
-	c.settle(id, func(e *creditEntry, now time.Time) {
+// settleQuota records what the store answered a quota lease of p, and
+// returns how many of the requests taken the book does not hold and must
+// go back to the store now: those taken for a quota that changed meanwhile,
+// or after Close.
+func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (back int64) {
+	if c.settle(id, p, func(e *creditEntry, now time.Time) {
 		q := &e.quota
+		if q.lease != p.quotaSeq {
+			back = max(taken-1, 0)
+			return
+		}
+		if q.left > 0 {
+			// Given back (RefundQuota) while the lease was in flight.
+			c.owe(q, q.left)
+		}
 		q.busy = false
 		if taken < 1 {
 			q.size = 1
@@ -268,28 +311,46 @@ func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) {
 			q.until = d.Renews
 		}
 		q.remaining = d.Remaining
-	})
+	}) == settleClosed {
+		back = max(taken-1, 0)
+	}
+	return back
 }
 
 // unbusy clears what take marked in flight, for a lease the store did not
 // answer (its requests' worth, if it took any, stays counted there).
 func (c *credit) unbusy(id string, p plan) {
-	c.settle(id, func(e *creditEntry, _ time.Time) {
-		if p.rateLease {
+	c.settle(id, p, func(e *creditEntry, _ time.Time) {
+		if p.rateLease && e.rate.lease == p.rateSeq {
 			e.rate.busy = false
 		}
-		if p.quotaLease {
+		if p.quotaLease && e.quota.lease == p.quotaSeq {
 			e.quota.busy = false
 		}
 	})
 }
 
-func (c *credit) settle(id string, f func(*creditEntry, time.Time)) {
+type settled int
+
+const (
+	settledEntry settled = iota // f ran on p's entry
+	settleGone                  // the entry was dropped meanwhile (a reset)
+	settleClosed                // the book was drained by Close
+)
+
+// settle runs f on p's entry, if the book still holds it.
+func (c *credit) settle(id string, p plan, f func(*creditEntry, time.Time)) settled {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.keys[id]; e != nil {
+	switch e := c.keys[id]; {
+	case c.closed:
+		return settleClosed
+	case e == nil || e != p.entry:
+		return settleGone
+	default:
 		f(e, now)
+		return settledEntry
 	}
 }
 
@@ -308,6 +369,30 @@ func (c *credit) giveBack(id string, counted QuotaDecision) bool {
 	return true
 }
 
+// release drops what the book holds for id, as the key changed on another
+// gateway: perhaps its limits, perhaps its counters were reset. The quota
+// it held of a period that renews is set aside, to go back with the key's
+// next request or at Close only to a counter still of that period: a key
+// changed without a reset (suppress_reset=1, or a session its JS changed)
+// must not lose it, and one reset must not get it twice.
+func (c *credit) release(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.keys[id]
+	if e == nil {
+		return
+	}
+	q := e.quota
+	if q.left > 0 {
+		c.owe(&q, q.left)
+	}
+	n := &creditEntry{}
+	if q.owed > 0 && !q.owedRenews.IsZero() {
+		n.quota = quotaCredit{owed: q.owed, owedRenews: q.owedRenews, owedUnsure: true}
+	}
+	c.keys[id] = n
+}
+
 // forget drops what the book holds for id, as its counters are reset.
 func (c *credit) forget(id string) {
 	c.mu.Lock()
@@ -324,19 +409,21 @@ func (c *credit) drain() map[string][]owedQuota {
 	for id, e := range c.keys {
 		q := e.quota
 		if q.owed > 0 {
-			out[id] = append(out[id], owedQuota{n: q.owed, renews: q.owedRenews})
+			out[id] = append(out[id], owedQuota{n: q.owed, renews: q.owedRenews, unsure: q.owedUnsure})
 		}
 		if q.left > 0 {
 			out[id] = append(out[id], owedQuota{n: q.left, renews: q.renews})
 		}
 	}
 	clear(c.keys)
+	c.closed = true
 	return out
 }
 
 type owedQuota struct {
 	n      int64
 	renews time.Time
+	unsure bool
 }
 
 // giveBackAll is Close's work: every held request of quota back to the
@@ -345,7 +432,11 @@ func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota) err
 	var errs []error
 	for id, list := range owed {
 		for _, o := range list {
-			if err := q.refund(ctx, id, o.renews, o.n); err != nil {
+			refund := q.refund
+			if o.unsure {
+				refund = q.refundSamePeriod
+			}
+			if err := refund(ctx, id, o.renews, o.n); err != nil {
 				errs = append(errs, err)
 			}
 		}

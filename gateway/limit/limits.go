@@ -159,7 +159,11 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		// Quota this gateway took and let expire unused goes back. Should
 		// the store not take it, the client loses that much, as with a
 		// gateway that crashed holding it; the request goes on.
-		_ = l.quota.refund(ctx, id, p.owedRenews, p.owed)
+		refund := l.quota.refund
+		if p.owedUnsure {
+			refund = l.quota.refundSamePeriod
+		}
+		_ = refund(ctx, id, p.owedRenews, p.owed)
 	}
 	var o Outcome
 	var (
@@ -204,7 +208,14 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		case err != nil:
 			l.credit.unbusy(id, plan{quotaLease: p.quotaLease})
 		case p.quotaLease:
-			l.credit.settleQuota(id, p, d, taken)
+			back := l.credit.settleQuota(id, p, d, taken)
+			// What did not fit under the quota was no request: only the
+			// first, refused, counts, as without credit; left counted,
+			// the rest would take up what other gateways give back.
+			back += p.quotaWant - max(taken, 1)
+			if back > 0 {
+				_ = l.quota.refund(ctx, id, d.Renews, back)
+			}
 			if taken > 0 {
 				o.Quota.fromCredit = true
 				o.Quota.Remaining = d.Remaining + taken - 1
@@ -228,7 +239,7 @@ func (l *Limits) Close(ctx context.Context) error {
 // another gateway reset or changed them; the store's state stays.
 func (l *Limits) Forget(id string) {
 	if l.credit != nil {
-		l.credit.forget(id)
+		l.credit.release(id)
 	}
 }
 

@@ -129,6 +129,41 @@ func (q *Quota) refund(ctx context.Context, id string, renews time.Time, n int64
 	return nil
 }
 
+// refundSamePeriod is refund for what was counted in the period ending at
+// renews (not zero) when the counter may have been reset since: it goes
+// back only to a counter that still ends then, give or take
+// samePeriodSlack, not to one a reset started afresh.
+func (q *Quota) refundSamePeriod(ctx context.Context, id string, renews time.Time, n int64) error {
+	if renews.IsZero() || !q.refundable(ctx, renews) {
+		return nil
+	}
+	left := renews.Sub(q.now()).Milliseconds()
+	if err := refundSamePeriodScript.Run(ctx, q.client, []string{QuotaKey(id)}, n, left, samePeriodSlack.Milliseconds()).Err(); err != nil {
+		return wrap("quota refund", err)
+	}
+	return nil
+}
+
+// samePeriodSlack is how far a counter's end may be from the one a refund
+// expects for it to be the same period's: round trips apart, where a
+// counter a reset started afresh ends a whole renewal later, less the time
+// the old period had run.
+const samePeriodSlack = time.Second
+
+// refundSamePeriodScript is refundScript for a counter that ends in
+// ARGV[2] milliseconds, within ARGV[3].
+var refundSamePeriodScript = redis.NewScript(`
+local n = tonumber(redis.call("GET", KEYS[1]))
+if not n or n <= 0 then
+  return 0
+end
+local ttl = redis.call("PTTL", KEYS[1])
+if ttl < 0 or math.abs(ttl - tonumber(ARGV[2])) > tonumber(ARGV[3]) then
+  return 0
+end
+return redis.call("DECRBY", KEYS[1], math.min(n, tonumber(ARGV[1]) or 1))
+`)
+
 // refundable tells whether a refund for the period ending at renews, sent
 // now with ctx's deadline, certainly reaches that period's counter.
 func (q *Quota) refundable(ctx context.Context, renews time.Time) bool {
