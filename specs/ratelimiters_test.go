@@ -243,7 +243,7 @@ var _ = Describe("A busy key's limits taken a share at a time (limits_credit_per
 		env := specs.NewEnv(specs.WithConfig(`{"secret": "s", "rate_limit_response_headers": "quotas"}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
 		key := env.IssueKey(grantTo("orders", busy))
 		other := env.StartGateway()
-		serve(other, key, 64) // shares of 1, 2, 4, ... 32, then 64: 63 held
+		serve(other, key, 64) // quota shares of 1, 2, 4, 8, then 10 (1% of 1000): one held
 		// A PUT without suppress_reset starts the key's quota afresh; this
 		// one also narrows the key to /a, so that the other gateway shows
 		// when it has the change.

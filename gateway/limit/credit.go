@@ -317,14 +317,15 @@ func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (b
 	return back
 }
 
-// unbusy clears what take marked in flight, for a lease the store did not
-// answer (its requests' worth, if it took any, stays counted there).
-func (c *credit) unbusy(id string, p plan) {
+// unbusy clears what take marked in flight for p's rate or quota lease,
+// one the store did not answer (its requests' worth, if it took any, stays
+// counted there), so that the key's next request may take a share again.
+func (c *credit) unbusy(id string, p plan, rate, quota bool) {
 	c.settle(id, p, func(e *creditEntry, _ time.Time) {
-		if p.rateLease && e.rate.lease == p.rateSeq {
+		if rate && p.rateLease && e.rate.lease == p.rateSeq {
 			e.rate.busy = false
 		}
-		if p.quotaLease && e.quota.lease == p.quotaSeq {
+		if quota && p.quotaLease && e.quota.lease == p.quotaSeq {
 			e.quota.busy = false
 		}
 	})

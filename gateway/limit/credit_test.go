@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/tollgate/tollgate/gateway/limit"
+	"github.com/tollgate/tollgate/specs"
 )
 
 // count is how many of names are name.
@@ -182,5 +183,24 @@ var _ = Describe("Credit: a busy key's limits taken from the store a share at a 
 		o := Check(ctx, limits, "reset", r)
 		Expect(o.Quota.Remaining).To(Equal(int64(999)))
 		Expect(slices.Contains(env.Commands.Names(), "incr")).To(BeTrue(), "asked the store, one request's worth")
+	}, SpecTimeout(30*time.Second))
+
+	It("takes shares again once the store answers after a failed share", specs.SimulatedOnly("kills a node"), func(ctx SpecContext) {
+		limits := env.NewCreditLimits(env.Client, 1)
+		r := limit.Rate{Rate: 1_000_000, Per: time.Second, QuotaMax: 1_000_000, QuotaRenewal: time.Hour}
+		for range 10 {
+			Check(ctx, limits, "outage", r)
+		}
+		node := env.KillOwner(limit.QuotaKey("outage"))
+		failed := false
+		for i := 0; i < 100 && !failed; i++ { // until what it holds runs out
+			o := limits.Check(shortly(ctx), "outage", r)
+			failed = o.RateErr != nil && o.QuotaErr != nil
+		}
+		Expect(failed).To(BeTrue(), "a share's round trip failed")
+		node.Restart()
+		env.Commands.Forget()
+		Expect(HammerLimits(ctx, limits, "outage", 200, r)).To(Equal(200))
+		Expect(count(env.Commands.Names(), "evalsha")).To(BeNumerically("<", 20), "shares again, not a round trip a request")
 	}, SpecTimeout(30*time.Second))
 })

@@ -193,7 +193,7 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		o.Rate, o.RateErr = d, err
 		switch {
 		case err != nil:
-			l.credit.unbusy(id, plan{rateLease: p.rateLease})
+			l.credit.unbusy(id, p, true, false)
 		case p.rateLease:
 			l.credit.settleRate(id, p, d, taken)
 			if taken > 1 {
@@ -206,7 +206,7 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		o.Quota, o.QuotaErr = d, err
 		switch {
 		case err != nil:
-			l.credit.unbusy(id, plan{quotaLease: p.quotaLease})
+			l.credit.unbusy(id, p, false, true)
 		case p.quotaLease:
 			back := l.credit.settleQuota(id, p, d, taken)
 			// What did not fit under the quota was no request: only the
