@@ -31,7 +31,8 @@ import (
 //     second: a client that moves between gateways at its limit may be
 //     refused up to the percentage early, per gateway;
 //   - quota a gateway took and did not use goes back to the store: with the
-//     next request for the key once the second is over, and at Close.
+//     next request for the key once the second is over, within another
+//     second when none comes (Limits' one goroutine), and at Close.
 //
 // The rolling log, the sentinel and the fixed window take no credit: the
 // first two are there for their exactness, the last is Tyk's.
@@ -394,6 +395,55 @@ func (c *credit) release(id string) {
 	c.keys[id] = n
 }
 
+// expired takes out of the book the quota held past its second for keys no
+// request has come for since, with what they owe, and drops the entries
+// left holding nothing: the caller gives it back. Entries with a lease in
+// flight are left to it.
+func (c *credit) expired() map[string][]owedQuota {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]owedQuota)
+	for id, e := range c.keys {
+		r, q := &e.rate, &e.quota
+		if r.busy || q.busy {
+			continue
+		}
+		if q.left > 0 && !now.Before(q.until) {
+			c.owe(q, q.left)
+		}
+		if q.owed > 0 {
+			out[id] = append(out[id], owedQuota{n: q.owed, renews: q.owedRenews, unsure: q.owedUnsure})
+			q.owed, q.owedUnsure = 0, false
+		}
+		if q.left == 0 && (r.left == 0 || !now.Before(r.until)) {
+			delete(c.keys, id)
+		}
+	}
+	return out
+}
+
+// reowe puts back what a give-back could not return, for the next one.
+func (c *credit) reowe(id string, o owedQuota) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	e := c.keys[id]
+	if e == nil {
+		e = &creditEntry{}
+		c.keys[id] = e
+	}
+	q := &e.quota
+	if q.owed > 0 && !q.owedRenews.Equal(o.renews) {
+		return // it owes another period's already; this one's ends first
+	}
+	q.owed += o.n
+	q.owedRenews = o.renews
+	q.owedUnsure = q.owedUnsure || o.unsure
+}
+
 // forget drops what the book holds for id, as its counters are reset.
 func (c *credit) forget(id string) {
 	c.mu.Lock()
@@ -427,9 +477,9 @@ type owedQuota struct {
 	unsure bool
 }
 
-// giveBackAll is Close's work: every held request of quota back to the
-// store.
-func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota) error {
+// giveBackAll sends every request of quota in owed back to the store,
+// calling failed (when not nil) with each it could not.
+func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota, failed func(string, owedQuota)) error {
 	var errs []error
 	for id, list := range owed {
 		for _, o := range list {
@@ -439,6 +489,9 @@ func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota) err
 			}
 			if err := refund(ctx, id, o.renews, o.n); err != nil {
 				errs = append(errs, err)
+				if failed != nil {
+					failed(id, o)
+				}
 			}
 		}
 	}

@@ -155,6 +155,17 @@ var _ = Describe("Credit: a busy key's limits taken from the store a share at a 
 		Expect(env.Stored(limit.QuotaKey("idle"))).To(Equal("3"), "the held one back, the third request counted")
 	}, SpecTimeout(30*time.Second))
 
+	It("gives back within another second the quota it held for a key no request came for since", func(ctx SpecContext) {
+		limits := env.NewCreditLimits(env.Client, 1)
+		r := limit.Rate{Rate: 1_000_000, Per: time.Second, QuotaMax: 1000, QuotaRenewal: time.Hour}
+		Check(ctx, limits, "left", r) // takes 1
+		Check(ctx, limits, "left", r) // used it up at once: takes 2
+		Expect(env.Stored(limit.QuotaKey("left"))).To(Equal("3"), "one of them held")
+		env.PassTime(2 * time.Second) // what it holds is good for a second
+		Eventually(func() string { return env.Stored(limit.QuotaKey("left")) }).WithContext(ctx).
+			WithTimeout(5 * time.Second).Should(Equal("2"))
+	}, SpecTimeout(30*time.Second))
+
 	It("takes no quota for a request the rate limit refuses, giving it back to what it holds without a round trip", func(ctx SpecContext) {
 		limits := env.NewCreditLimits(env.Client, 1)
 		r := limit.Rate{Rate: 300, Per: time.Second, QuotaMax: 1000, QuotaRenewal: time.Hour}

@@ -113,8 +113,12 @@ func (e *Env) NewLimits(a limit.Algorithm) *limit.Limits {
 // NewCreditLimits returns the default limits (the GCRA) taking percent of a
 // busy key's limits at once (limits_credit_percent), on client, a gateway's
 // own connection to the spec's cluster, and the spec's clock.
+// Close (the gateway's Shutdown) ends with the spec, if the spec has not
+// called it.
 func (e *Env) NewCreditLimits(client redis.UniversalClient, percent float64) *limit.Limits {
-	return limit.NewLimits(client, limit.NewQuota(client, e.Now), limit.LimitsOptions{Credit: percent, Now: e.Now})
+	l := limit.NewLimits(client, limit.NewQuota(client, e.Now), limit.LimitsOptions{Credit: percent, Now: e.Now})
+	DeferCleanup(func(ctx SpecContext) error { return l.Close(ctx) }, NodeTimeout(10*time.Second))
+	return l
 }
 
 // Check asks limits about one request that must not fail.

@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -57,9 +58,14 @@ type Limits struct {
 	// rate is the GCRA's or the fixed window's queue; nil with the log.
 	rate rateQueue
 	log  *Window
-	// gcra and credit are set for the GCRA with a Credit.
-	gcra   *GCRA
-	credit *credit
+	// gcra and credit are set for the GCRA with a Credit; then
+	// giveBackLoop runs until Close stops it (stopLoop) and waits for it
+	// (loopDone).
+	gcra      *GCRA
+	credit    *credit
+	stopLoop  context.CancelFunc
+	loopDone  chan struct{}
+	closeOnce sync.Once
 }
 
 // LimitsOptions chooses Limits' rate limiter.
@@ -96,6 +102,9 @@ func NewLimits(client redis.UniversalClient, quota *Quota, o LimitsOptions) *Lim
 				now = time.Now
 			}
 			l.credit = newCredit(min(o.Credit, MaxCredit), now)
+			ctx, stop := context.WithCancel(context.Background())
+			l.stopLoop, l.loopDone = stop, make(chan struct{})
+			go l.giveBackLoop(ctx)
 		}
 	}
 	return l
@@ -232,7 +241,38 @@ func (l *Limits) Close(ctx context.Context) error {
 	if l.credit == nil {
 		return nil
 	}
-	return giveBackAll(ctx, l.quota, l.credit.drain())
+	var err error
+	l.closeOnce.Do(func() {
+		l.stopLoop()
+		<-l.loopDone
+		err = giveBackAll(ctx, l.quota, l.credit.drain(), nil)
+	})
+	return err
+}
+
+// giveBackLoop gives back, every creditHold, the quota held unused past
+// its second for keys no request came for since, so that a gateway the
+// client left (a load balancer moved it elsewhere) does not keep it until
+// the period renews or the gateway stops. What the store does not take
+// is kept for the next round or Close. It ends when ctx does.
+func (l *Limits) giveBackLoop(ctx context.Context) {
+	defer close(l.loopDone)
+	tick := time.NewTicker(creditHold)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		owed := l.credit.expired()
+		if len(owed) == 0 {
+			continue
+		}
+		roundCtx, cancel := context.WithTimeout(ctx, 2*creditHold)
+		_ = giveBackAll(roundCtx, l.quota, owed, l.credit.reowe)
+		cancel()
+	}
 }
 
 // Forget drops what this gateway holds of id's limits (see Credit), as
