@@ -416,7 +416,10 @@ func (c *credit) expired() map[string][]owedQuota {
 			out[id] = append(out[id], owedQuota{n: q.owed, renews: q.owedRenews, unsure: q.owedUnsure})
 			q.owed, q.owedUnsure = 0, false
 		}
-		if q.left == 0 && (r.left == 0 || !now.Before(r.until)) {
+		// A key whose shares both ran out and expired is forgotten; one
+		// still within its second keeps its entry, and with it the size
+		// of its next share.
+		if q.left == 0 && !now.Before(r.until) && !now.Before(q.until) {
 			delete(c.keys, id)
 		}
 	}
