@@ -77,7 +77,7 @@ bench-wrk: ### the tollgate binary and a bare httputil.ReverseProxy, each in its
 soak: ### soak the seed scenario, with reloads, key churn, JS errors, failing webhooks... mixed in, in process for a minute: summary, CSV and SVG chart in a new temporary folder (printed)
 	go run ./tools/soak -duration 1m -mix
 
-soak-hostile: ### soak as make soak does for ten minutes, with issue 15's hostile inputs mixed in too, each checked against its limit (README, Limits)
+soak-hostile: ### soak as make soak does for ten minutes, with hostile inputs mixed in too, each checked against its limit (README, Limits)
 	go run ./tools/soak -duration 10m -mix -hostile
 
 build: ### build the tollgate binary into bin/
