@@ -1,0 +1,46 @@
+package limit_test
+
+import (
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/tollgate/tollgate/gateway/limit"
+)
+
+var _ = Describe("Credit racing its own bookkeeping", Label("limits", "quota"), func() {
+	var env *Env
+
+	BeforeEach(func() {
+		env = NewEnv()
+	})
+
+	It("gives back the share a key changed elsewhere was taking, not leaving it counted for good", func(ctx SpecContext) {
+		limits := env.NewCreditLimits(env.Client, 1)
+		r := limit.Rate{Rate: 100_000_000, Per: time.Second, QuotaMax: 1_000_000, QuotaRenewal: time.Hour}
+		served := int(growShare(ctx, env, limits, "changed", r, 1000))
+		pause := PauseOn(env.Client, "incrby")
+		done := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(done)
+			for {
+				Check(ctx, limits, "changed", r)
+				served++
+				select {
+				case <-pause.Reached:
+					return
+				default:
+				}
+			}
+		}()
+		Eventually(pause.Reached).WithContext(ctx).Should(BeClosed())
+		limits.Forget("changed") // the key-change notification, with a share in flight
+		close(pause.Release)
+		Eventually(done).WithContext(ctx).Should(BeClosed())
+		Expect(limits.Close(ctx)).To(Succeed())
+		Expect(env.Stored(limit.QuotaKey("changed"))).To(Equal(strconv.Itoa(served)))
+	}, SpecTimeout(60*time.Second))
+})
