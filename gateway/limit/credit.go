@@ -289,9 +289,11 @@ func (c *credit) settleRate(id string, p plan, d Decision, taken int64) {
 // settleQuota records what the store answered a quota lease of p, and
 // returns how many of the requests taken the book does not hold and must
 // go back to the store now: those taken for a quota that changed meanwhile,
-// or after Close.
-func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (back int64) {
-	if c.settle(id, p, func(e *creditEntry, now time.Time) {
+// for a key changed elsewhere or reset meanwhile (gone: they go back only
+// to a counter of the period they were counted in, see
+// Quota.refundSamePeriod), or after Close.
+func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (back int64, gone bool) {
+	switch c.settle(id, p, func(e *creditEntry, now time.Time) {
 		q := &e.quota
 		if q.lease != p.quotaSeq {
 			back = max(taken-1, 0)
@@ -312,10 +314,13 @@ func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (b
 			q.until = d.Renews
 		}
 		q.remaining = d.Remaining
-	}) == settleClosed {
+	}) {
+	case settleClosed:
 		back = max(taken-1, 0)
+	case settleGone:
+		back, gone = max(taken-1, 0), true
 	}
-	return back
+	return back, gone
 }
 
 // unbusy clears what take marked in flight for p's rate or quota lease,

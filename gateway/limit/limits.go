@@ -217,13 +217,18 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		case err != nil:
 			l.credit.unbusy(id, p, false, true)
 		case p.quotaLease:
-			back := l.credit.settleQuota(id, p, d, taken)
+			back, gone := l.credit.settleQuota(id, p, d, taken)
 			// What did not fit under the quota was no request: only the
 			// first, refused, counts, as without credit; left counted,
 			// the rest would take up what other gateways give back.
 			back += p.quotaWant - max(taken, 1)
 			if back > 0 {
-				_ = l.quota.refund(ctx, id, d.Renews, back)
+				refund := l.quota.refund
+				if gone {
+					// The key changed elsewhere, perhaps with a reset.
+					refund = l.quota.refundSamePeriod
+				}
+				_ = refund(ctx, id, d.Renews, back)
 			}
 			if taken > 0 {
 				o.Quota.fromCredit = true
