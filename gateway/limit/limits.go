@@ -258,8 +258,10 @@ func (l *Limits) Close(ctx context.Context) error {
 // giveBackLoop gives back, every creditHold, the quota held unused past
 // its second for keys no request came for since, so that a gateway the
 // client left (a load balancer moved it elsewhere) does not keep it until
-// the period renews or the gateway stops. What the store does not take
-// is kept for the next round or Close. It ends when ctx does.
+// the period renews or the gateway stops. What the store certainly did
+// not take (an error reply, no connection, Close ending the round) is kept
+// for the next round or Close; what may have reached it is not sent twice.
+// It ends when ctx does.
 func (l *Limits) giveBackLoop(ctx context.Context) {
 	defer close(l.loopDone)
 	tick := time.NewTicker(creditHold)
