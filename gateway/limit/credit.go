@@ -3,8 +3,11 @@ package limit
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Credit is how much of a busy key's limits one gateway may take from the
@@ -289,9 +292,11 @@ func (c *credit) settleRate(id string, p plan, d Decision, taken int64) {
 // settleQuota records what the store answered a quota lease of p, and
 // returns how many of the requests taken the book does not hold and must
 // go back to the store now: those taken for a quota that changed meanwhile,
-// or after Close.
-func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (back int64) {
-	if c.settle(id, p, func(e *creditEntry, now time.Time) {
+// for a key changed elsewhere or reset meanwhile (gone: they go back only
+// to a counter of the period they were counted in, see
+// Quota.refundSamePeriod), or after Close.
+func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (back int64, gone bool) {
+	switch c.settle(id, p, func(e *creditEntry, now time.Time) {
 		q := &e.quota
 		if q.lease != p.quotaSeq {
 			back = max(taken-1, 0)
@@ -312,10 +317,13 @@ func (c *credit) settleQuota(id string, p plan, d QuotaDecision, taken int64) (b
 			q.until = d.Renews
 		}
 		q.remaining = d.Remaining
-	}) == settleClosed {
+	}) {
+	case settleClosed:
 		back = max(taken-1, 0)
+	case settleGone:
+		back, gone = max(taken-1, 0), true
 	}
-	return back
+	return back, gone
 }
 
 // unbusy clears what take marked in flight for p's rate or quota lease,
@@ -481,8 +489,10 @@ type owedQuota struct {
 }
 
 // giveBackAll sends every request of quota in owed back to the store,
-// calling failed (when not nil) with each it could not.
-func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota, failed func(string, owedQuota)) error {
+// calling unsent (when not nil) with each the store certainly did not
+// take: one whose answer was lost may have been taken, and sent again it
+// would be given back twice, so it is dropped, as a crashed gateway's.
+func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota, unsent func(string, owedQuota)) error {
 	var errs []error
 	for id, list := range owed {
 		for _, o := range list {
@@ -490,13 +500,31 @@ func giveBackAll(ctx context.Context, q *Quota, owed map[string][]owedQuota, fai
 			if o.unsure {
 				refund = q.refundSamePeriod
 			}
-			if err := refund(ctx, id, o.renews, o.n); err != nil {
+			err := ctx.Err()
+			if err == nil {
+				err = refund(ctx, id, o.renews, o.n)
+				if err != nil && !notSent(err) {
+					errs = append(errs, err)
+					continue
+				}
+			}
+			if err != nil {
 				errs = append(errs, err)
-				if failed != nil {
-					failed(id, o)
+				if unsent != nil {
+					unsent(id, o)
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// notSent tells whether err, a refund's, shows that the store did not run
+// it: an error reply, or no connection to send it on. Any other error (a
+// timeout, a connection lost) may have come after the store ran it.
+func notSent(err error) bool {
+	var reply redis.Error
+	var op *net.OpError
+	return errors.As(err, &reply) || errors.As(err, &op) && op.Op == "dial" ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed)
 }

@@ -217,13 +217,18 @@ func (l *Limits) checkWithCredit(ctx context.Context, id string, limit int, r Ra
 		case err != nil:
 			l.credit.unbusy(id, p, false, true)
 		case p.quotaLease:
-			back := l.credit.settleQuota(id, p, d, taken)
+			back, gone := l.credit.settleQuota(id, p, d, taken)
 			// What did not fit under the quota was no request: only the
 			// first, refused, counts, as without credit; left counted,
 			// the rest would take up what other gateways give back.
 			back += p.quotaWant - max(taken, 1)
 			if back > 0 {
-				_ = l.quota.refund(ctx, id, d.Renews, back)
+				refund := l.quota.refund
+				if gone {
+					// The key changed elsewhere, perhaps with a reset.
+					refund = l.quota.refundSamePeriod
+				}
+				_ = refund(ctx, id, d.Renews, back)
 			}
 			if taken > 0 {
 				o.Quota.fromCredit = true
@@ -253,8 +258,10 @@ func (l *Limits) Close(ctx context.Context) error {
 // giveBackLoop gives back, every creditHold, the quota held unused past
 // its second for keys no request came for since, so that a gateway the
 // client left (a load balancer moved it elsewhere) does not keep it until
-// the period renews or the gateway stops. What the store does not take
-// is kept for the next round or Close. It ends when ctx does.
+// the period renews or the gateway stops. What the store certainly did
+// not take (an error reply, no connection, Close ending the round) is kept
+// for the next round or Close; what may have reached it is not sent twice.
+// It ends when ctx does.
 func (l *Limits) giveBackLoop(ctx context.Context) {
 	defer close(l.loopDone)
 	tick := time.NewTicker(creditHold)
