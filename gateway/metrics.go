@@ -367,13 +367,15 @@ var (
 		"Analytics records by outcome: written to Redis, or dropped (buffer full or Redis refused them). Absent with enable_analytics off.", []string{"outcome"}, nil)
 	descAPIs = prometheus.NewDesc("tollgate_apis_served",
 		"API definitions being served.", nil, nil)
+	descShareKeys = prometheus.NewDesc("tollgate_limit_share_keys",
+		"Keys holding a share of their rate limit or quota on this gateway (limits_credit_percent): at most 16,384; a key no request came for within its share's second leaves within another, its unused quota given back.", nil, nil)
 )
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descJSRuns, descJSTimeouts, descJSMemoryStops, descJSCreated, descJSDiscarded, descJSAlive, descJSIdle,
 		descCacheLookups, descCacheStores, descEventsDelivered, descEventsDropped,
-		descWebhooks, descAnalytics, descAPIs,
+		descWebhooks, descAnalytics, descAPIs, descShareKeys,
 	} {
 		ch <- d
 	}
@@ -452,6 +454,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAnalytics, g.analytics.Dropped(), "dropped")
 	}
 	gauge(descAPIs, apis)
+	gauge(descShareKeys, g.limiters.chosen.ShareKeys())
 }
 
 // redisMetrics count the gateway's Redis commands through a go-redis hook.

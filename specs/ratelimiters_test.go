@@ -256,6 +256,29 @@ var _ = Describe("A busy key's limits taken a share at a time (limits_credit_per
 		Expect(other.Get("/orders/a", "Authorization", key).Header.Get("X-RateLimit-Remaining")).To(Equal("999"))
 	}, SpecTimeout(30*time.Second))
 
+	It("holds a share only for keys in use: a key no request came for within its second leaves the gateway, its quota given back", func(ctx SpecContext) {
+		// enable_http_profiler serves /metrics.
+		env := specs.NewEnv(specs.WithConfig(`{"secret": "s", "enable_http_profiler": true}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
+		keys := make([]string, 20)
+		for i := range keys {
+			keys[i] = env.IssueKey(grantTo("orders", busy))
+			serve(env.Instance, keys[i], 4) // shares of 1, 2, then 2: one held
+		}
+		Expect(scrape(env, env.Instance).value("tollgate_limit_share_keys")).To(Equal(20.0))
+		env.Clock.Advance(2 * time.Second) // past every share's second
+		Eventually(func() float64 {
+			return scrape(env, env.Instance).value("tollgate_limit_share_keys")
+		}).WithContext(ctx).WithTimeout(5 * time.Second).Should(BeZero())
+		// The quota goes back just after the key leaves the book.
+		Eventually(func() []string {
+			var counted []string
+			for _, key := range keys {
+				counted = append(counted, quotaCounted(ctx, env, key))
+			}
+			return counted
+		}).WithContext(ctx).WithTimeout(5*time.Second).Should(HaveEach("4"), "the requests served, nothing held")
+	}, SpecTimeout(30*time.Second))
+
 	It("asks the store about every request with limits_credit_percent 0", func(ctx SpecContext) {
 		env := specs.NewEnv(specs.WithConfig(`{"secret": "s", "limits_credit_percent": 0}`), specs.WithAPI(keyedAPI("orders", "/orders/")))
 		key := env.IssueKey(grantTo("orders", busy))

@@ -455,6 +455,13 @@ func (c *credit) reowe(id string, o owedQuota) {
 	q.owedUnsure = q.owedUnsure || o.unsure
 }
 
+// size is how many keys the book holds.
+func (c *credit) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.keys)
+}
+
 // forget drops what the book holds for id, as its counters are reset.
 func (c *credit) forget(id string) {
 	c.mu.Lock()

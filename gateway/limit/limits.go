@@ -282,6 +282,16 @@ func (l *Limits) giveBackLoop(ctx context.Context) {
 	}
 }
 
+// ShareKeys is how many keys hold a share on this gateway (see Credit): at
+// most 16,384, and a key no request came for within its share's second
+// leaves within another; 0 without a credit.
+func (l *Limits) ShareKeys() int {
+	if l.credit == nil {
+		return 0
+	}
+	return l.credit.size()
+}
+
 // Forget drops what this gateway holds of id's limits (see Credit), as
 // another gateway reset or changed them; the store's state stays.
 func (l *Limits) Forget(id string) {
