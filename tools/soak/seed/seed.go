@@ -286,7 +286,11 @@ func Start(o Options) (sc *Scenario, err error) {
 	expires := time.Now().Add(30 * time.Minute).Unix()
 	for i := range o.Keys {
 		key := fmt.Sprintf("soak-%04d", i)
-		if err = sc.setKey(key, sessionFor(APIID, "Security", []string{Version}, expires)); err != nil {
+		session := sessionFor(APIID, "Security", []string{Version}, expires)
+		if o.Mix {
+			session = withBusyLimits(session)
+		}
+		if err = sc.setKey(key, session); err != nil {
 			return nil, err
 		}
 		sc.keys = append(sc.keys, key)
@@ -407,6 +411,19 @@ func sessionFor(apiID, name string, versions []string, expires int64) string {
 		"expires":       expires,
 	})
 	return string(session)
+}
+
+// withBusyLimits gives session a rate limit and a quota no soak reaches
+// (100,000 requests a second, 1,000,000,000 an hour), so that every request
+// of the mix passes both and the gateway takes the keys' shares (README,
+// "A busy key's share"): the steady state then covers them too.
+func withBusyLimits(session string) string {
+	var m map[string]any
+	_ = json.Unmarshal([]byte(session), &m)
+	m["rate"], m["per"] = 100_000, 1
+	m["quota_max"], m["quota_renewal_rate"] = 1_000_000_000, 3600
+	out, _ := json.Marshal(m)
+	return string(out)
 }
 
 // setKey stores a session for key through the control API.
