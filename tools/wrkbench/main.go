@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 10*time.Second, "wrk's duration per case and round (1s to 60s)")
 	connections := fs.Int("connections", 32, "wrk's connections (1 to 1000)")
 	threads := fs.Int("threads", 2, "wrk's threads (1 to 16)")
+	tyk := fs.String("tyk", "", "a Tyk gateway binary to measure too, on the redis-server store")
+	tykTemplates := fs.String("tyk-templates", "", "Tyk's templates folder (its error templates); default: templates beside the -tyk binary")
 	role := fs.String("role", "", "internal: serve as the upstream or the bare proxy")
 	addr := fs.String("addr", "", "internal: the role's listen address")
 	target := fs.String("target", "", "internal: the bare proxy's upstream")
@@ -103,7 +105,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wrkbench: wrk is not installed (Debian: apt-get install wrk)")
 		return 2
 	}
-	b := &bench{wrk: wrk, duration: *duration, connections: *connections, threads: *threads, stderr: stderr}
+	b := &bench{wrk: wrk, duration: *duration, connections: *connections, threads: *threads, stderr: stderr, tyk: *tyk, tykTemplates: *tykTemplates}
+	if b.tyk != "" && b.tykTemplates == "" {
+		b.tykTemplates = filepath.Join(filepath.Dir(b.tyk), "templates")
+	}
 	defer b.stopAll()
 	if err := b.setUp(ctx); err != nil {
 		fmt.Fprintf(stderr, "wrkbench: %v\n", err)
@@ -151,6 +156,10 @@ type bench struct {
 	connections, threads int
 	stderr               io.Writer
 
+	// tyk is a Tyk gateway binary to measure beside tollgate, or "";
+	// tykTemplates its templates folder.
+	tyk, tykTemplates string
+
 	dir    string
 	procs  []*exec.Cmd
 	cases  []loadCase
@@ -187,7 +196,8 @@ func (b *bench) setUp(ctx context.Context) error {
 	b.cases = append(b.cases, loadCase{name: "bare", url: "http://" + bare + "/"})
 
 	stores := []struct{ name, storage string }{{"simulated", ""}}
-	if redisAddr, err := b.startRedis(ctx); err != nil {
+	redisAddr, err := b.startRedis(ctx)
+	if err != nil {
 		fmt.Fprintf(b.stderr, "redis store not measured: %v\n", err)
 	} else {
 		host, port, _ := net.SplitHostPort(redisAddr)
@@ -197,6 +207,19 @@ func (b *bench) setUp(ctx context.Context) error {
 		stores = append(stores, struct{ name, storage string }{"cluster", `"storage": {"type": "redis", "enable_cluster": true, "addrs": ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]},`})
 	} else {
 		fmt.Fprintln(b.stderr, "cluster store not measured: no Redis Cluster answers on 127.0.0.1:7000 (make cluster-up)")
+	}
+	if b.tyk != "" {
+		if redisAddr == "" {
+			return errors.New("-tyk: Tyk is measured on the redis-server store, and redis-server did not start")
+		}
+		gw, key, err := b.startTyk(ctx, upstream, redisAddr)
+		if err != nil {
+			return fmt.Errorf("-tyk: %w", err)
+		}
+		b.stores = append(b.stores, "tyk")
+		b.cases = append(b.cases,
+			loadCase{name: "keyless/tyk", url: "http://" + gw + "/k/"},
+			loadCase{name: "auth/tyk", url: "http://" + gw + "/a/", header: "x-key: " + key})
 	}
 	for _, st := range stores {
 		gw, key, err := b.startGateway(ctx, binary, upstream, st.name, st.storage)
@@ -324,20 +347,106 @@ func (b *bench) startGateway(ctx context.Context, binary, upstream, store, stora
 	if err := waitListening(ctx, addr); err != nil {
 		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/tyk/keys/create", strings.NewReader(benchKey))
-	req.Header.Set("x-tyk-authorization", "wrkbench")
-	resp, err := http.DefaultClient.Do(req)
+	key, err := createKey(ctx, addr, benchKey)
 	if err != nil {
 		return "", "", err
 	}
-	defer resp.Body.Close()
-	var created struct {
-		Key string `json:"key"`
+	return addr, key, nil
+}
+
+// Tyk's definitions of the two APIs: Tyk needs its version data spelled
+// out, where tollgate takes a definition without it as unversioned.
+const (
+	tykKeylessAPI = `{"api_id": "k", "name": "k", "org_id": "", "active": true, "use_keyless": true,
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default"}}},
+  "proxy": {"listen_path": "/k/", "target_url": "http://%s", "strip_listen_path": true}}`
+	tykKeyedAPI = `{"api_id": "a", "name": "a", "org_id": "", "active": true,
+  "auth": {"auth_header_name": "x-key"},
+  "version_data": {"not_versioned": true, "versions": {"Default": {"name": "Default"}}},
+  "proxy": {"listen_path": "/a/", "target_url": "http://%s", "strip_listen_path": true}}`
+	tykKey = `{"access_rights": {"a": {"api_id": "a", "api_name": "a", "versions": ["Default"]}}, "org_id": "",
+  "rate": 100000000, "per": 1, "quota_max": 1000000000, "quota_renewal_rate": 3600}`
+)
+
+// startTyk runs the Tyk binary with its defaults on the redis-server at
+// redisAddr, serving the two APIs, and creates the key.
+func (b *bench) startTyk(ctx context.Context, upstream, redisAddr string) (string, string, error) {
+	dir := filepath.Join(b.dir, "tyk")
+	apps := filepath.Join(dir, "apps")
+	if err := os.MkdirAll(apps, 0o700); err != nil {
+		return "", "", err
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&created); err != nil || created.Key == "" {
-		return "", "", fmt.Errorf("creating the key: status %d, %v", resp.StatusCode, err)
+	addr, err := freeAddr()
+	if err != nil {
+		return "", "", err
 	}
-	return addr, created.Key, nil
+	_, port, _ := net.SplitHostPort(addr)
+	host, redisPort, _ := net.SplitHostPort(redisAddr)
+	conf := fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %s, "secret": "wrkbench", "node_secret": "wrkbench",
+	  "storage": {"type": "redis", "host": %q, "port": %s}, "app_path": %q, "template_path": %q,
+	  "policies": {"policy_source": "file", "policy_path": %q}, "proxy_default_timeout": 10}`,
+		port, host, redisPort, apps, b.tykTemplates, dir)
+	files := map[string]string{
+		filepath.Join(dir, "tyk.conf"):   conf,
+		filepath.Join(apps, "k.json"):    fmt.Sprintf(tykKeylessAPI, upstream),
+		filepath.Join(apps, "a.json"):    fmt.Sprintf(tykKeyedAPI, upstream),
+		filepath.Join(dir, "dummy.json"): "{}",
+	}
+	for path, content := range files {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			return "", "", err
+		}
+	}
+	logFile, err := os.Create(filepath.Join(dir, "tyk.log"))
+	if err != nil {
+		return "", "", err
+	}
+	cmd := exec.CommandContext(ctx, b.tyk, "--conf", filepath.Join(dir, "tyk.conf"))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		return "", "", err
+	}
+	b.procs = append(b.procs, cmd)
+	if err := waitListening(ctx, addr); err != nil {
+		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
+	}
+	key, err := createKey(ctx, addr, tykKey)
+	if err != nil {
+		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
+	}
+	return addr, key, nil
+}
+
+// createKey creates a key with session through the control API at addr.
+func createKey(ctx context.Context, addr, session string) (string, error) {
+	// A gateway may listen before it has loaded its APIs.
+	var last error
+	for range 50 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/tyk/keys/create", strings.NewReader(session))
+		req.Header.Set("x-tyk-authorization", "wrkbench")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		var created struct {
+			Key string `json:"key"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&created)
+		resp.Body.Close()
+		if err == nil && created.Key != "" && resp.StatusCode == http.StatusOK {
+			return created.Key, nil
+		}
+		last = fmt.Errorf("creating the key: status %d, %v", resp.StatusCode, err)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return "", last
 }
 
 // stopAll stops every process started, the gateways with SIGTERM.
