@@ -310,7 +310,21 @@ const benchKey = `{"access_rights": {"a": {"api_id": "a"}}, "rate": 100000000, "
 // startGateway runs the tollgate binary on a tyk.conf of its own with the
 // keyless and the keyed API, and creates the benchmark's key.
 func (b *bench) startGateway(ctx context.Context, binary, upstream, store, storage string) (string, string, error) {
-	dir := filepath.Join(b.dir, store)
+	return b.launch(ctx, binary, filepath.Join(b.dir, store), benchKey, func(port, apps string) map[string]string {
+		return map[string]string{
+			"tyk.conf": fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %s, "secret": "wrkbench", %s
+	  "app_path": "apps", "proxy_default_timeout": 10%s}`, port, storage, os.Getenv("TOLLGATE_BENCH_LIMITER")),
+			"apps/k.json": fmt.Sprintf(keylessAPI, upstream),
+			"apps/a.json": fmt.Sprintf(keyedAPI, upstream),
+		}
+	})
+}
+
+// launch writes the files files(port, apps folder) names (relative to dir)
+// into dir, runs binary --conf dir/tyk.conf on a free 127.0.0.1 port, its
+// log in dir, until the bench stops it, and creates a key with session
+// through its control API. It returns the address and the key.
+func (b *bench) launch(ctx context.Context, binary, dir, session string, files func(port, apps string) map[string]string) (string, string, error) {
 	apps := filepath.Join(dir, "apps")
 	if err := os.MkdirAll(apps, 0o700); err != nil {
 		return "", "", err
@@ -320,23 +334,17 @@ func (b *bench) startGateway(ctx context.Context, binary, upstream, store, stora
 		return "", "", err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	conf := fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %s, "secret": "wrkbench", %s
-	  "app_path": "apps", "proxy_default_timeout": 10%s}`, port, storage, os.Getenv("TOLLGATE_BENCH_LIMITER"))
-	files := map[string]string{
-		filepath.Join(dir, "tyk.conf"): conf,
-		filepath.Join(apps, "k.json"):  fmt.Sprintf(keylessAPI, upstream),
-		filepath.Join(apps, "a.json"):  fmt.Sprintf(keyedAPI, upstream),
-	}
-	for path, content := range files {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	for name, content := range files(port, apps) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			return "", "", err
 		}
 	}
-	logFile, err := os.Create(filepath.Join(dir, "tollgate.log"))
+	logFile, err := os.Create(filepath.Join(dir, filepath.Base(binary)+".log"))
 	if err != nil {
 		return "", "", err
 	}
 	cmd := exec.CommandContext(ctx, binary, "--conf", filepath.Join(dir, "tyk.conf"))
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -347,9 +355,9 @@ func (b *bench) startGateway(ctx context.Context, binary, upstream, store, stora
 	if err := waitListening(ctx, addr); err != nil {
 		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
-	key, err := createKey(ctx, addr, benchKey)
+	key, err := createKey(ctx, addr, session)
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
 	return addr, key, nil
 }
@@ -371,53 +379,16 @@ const (
 // startTyk runs the Tyk binary with its defaults on the redis-server at
 // redisAddr, serving the two APIs, and creates the key.
 func (b *bench) startTyk(ctx context.Context, upstream, redisAddr string) (string, string, error) {
-	dir := filepath.Join(b.dir, "tyk")
-	apps := filepath.Join(dir, "apps")
-	if err := os.MkdirAll(apps, 0o700); err != nil {
-		return "", "", err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return "", "", err
-	}
-	_, port, _ := net.SplitHostPort(addr)
 	host, redisPort, _ := net.SplitHostPort(redisAddr)
-	conf := fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %s, "secret": "wrkbench", "node_secret": "wrkbench",
-	  "storage": {"type": "redis", "host": %q, "port": %s}, "app_path": %q, "template_path": %q,
-	  "policies": {"policy_source": "file", "policy_path": %q}, "proxy_default_timeout": 10}`,
-		port, host, redisPort, apps, b.tykTemplates, dir)
-	files := map[string]string{
-		filepath.Join(dir, "tyk.conf"):   conf,
-		filepath.Join(apps, "k.json"):    fmt.Sprintf(tykKeylessAPI, upstream),
-		filepath.Join(apps, "a.json"):    fmt.Sprintf(tykKeyedAPI, upstream),
-		filepath.Join(dir, "dummy.json"): "{}",
-	}
-	for path, content := range files {
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			return "", "", err
+	return b.launch(ctx, b.tyk, filepath.Join(b.dir, "tyk"), tykKey, func(port, apps string) map[string]string {
+		return map[string]string{
+			"tyk.conf": fmt.Sprintf(`{"listen_address": "127.0.0.1", "listen_port": %s, "secret": "wrkbench", "node_secret": "wrkbench",
+	  "storage": {"type": "redis", "host": %q, "port": %s}, "app_path": %q, "template_path": %q, "proxy_default_timeout": 10}`,
+				port, host, redisPort, apps, b.tykTemplates),
+			"apps/k.json": fmt.Sprintf(tykKeylessAPI, upstream),
+			"apps/a.json": fmt.Sprintf(tykKeyedAPI, upstream),
 		}
-	}
-	logFile, err := os.Create(filepath.Join(dir, "tyk.log"))
-	if err != nil {
-		return "", "", err
-	}
-	cmd := exec.CommandContext(ctx, b.tyk, "--conf", filepath.Join(dir, "tyk.conf"))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		return "", "", err
-	}
-	b.procs = append(b.procs, cmd)
-	if err := waitListening(ctx, addr); err != nil {
-		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
-	}
-	key, err := createKey(ctx, addr, tykKey)
-	if err != nil {
-		return "", "", fmt.Errorf("%w (log: %s)", err, logFile.Name())
-	}
-	return addr, key, nil
+	})
 }
 
 // createKey creates a key with session through the control API at addr.
