@@ -39,6 +39,36 @@ func PauseOn(client redis.UniversalClient, name string) *Pause {
 	return p
 }
 
+// Paused is the request CheckUntilPaused held at the store: its outcome,
+// and how many requests were sent, it included.
+type Paused struct {
+	Outcome limit.Outcome
+	Sent    int
+}
+
+// CheckUntilPaused sends requests for id, from a goroutine of its own, until
+// one of them reaches pause's command, the share it takes held at the
+// store; it returns once one has. The channel yields that request once
+// pause is released.
+func CheckUntilPaused(ctx context.Context, limits *limit.Limits, id string, r limit.Rate, pause *Pause) <-chan Paused {
+	GinkgoHelper()
+	out := make(chan Paused, 1)
+	go func() {
+		defer GinkgoRecover()
+		for sent := 1; ; sent++ {
+			o := Check(ctx, limits, id, r)
+			select {
+			case <-pause.Reached:
+				out <- Paused{Outcome: o, Sent: sent}
+				return
+			default:
+			}
+		}
+	}()
+	Eventually(pause.Reached).WithContext(ctx).Should(BeClosed())
+	return out
+}
+
 func (p *Pause) DialHook(next redis.DialHook) redis.DialHook          { return next }
 func (p *Pause) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (p *Pause) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -85,21 +115,7 @@ var _ = Describe("Credit under attack", Label("limits", "quota"), func() {
 		old := limit.Rate{Rate: 100_000_000, Per: time.Second, QuotaMax: 1_000_000, QuotaRenewal: time.Hour}
 		growShare(ctx, env, limits, "lowered", old, 1000)
 		pause := PauseOn(env.Client, "incrby")
-		inFlight := make(chan limit.Outcome, 1)
-		go func() {
-			defer GinkgoRecover()
-			// Requests until one takes a share: it is held at the store.
-			for {
-				o := limits.Check(ctx, "lowered", old)
-				select {
-				case <-pause.Reached:
-					inFlight <- o
-					return
-				default:
-				}
-			}
-		}()
-		Eventually(pause.Reached).WithContext(ctx).Should(BeClosed())
+		inFlight := CheckUntilPaused(ctx, limits, "lowered", old, pause)
 		// The operator lowers the key's quota to 200 an hour (PUT
 		// /tyk/keys/<key>?suppress_reset=1): the counter is far past it.
 		lowered := limit.Rate{Rate: 100_000_000, Per: time.Second, QuotaMax: 200, QuotaRenewal: time.Hour}
@@ -120,25 +136,12 @@ var _ = Describe("Credit under attack", Label("limits", "quota"), func() {
 		old := limit.Rate{Rate: 1_000_000, Per: time.Second}
 		Expect(HammerLimits(ctx, limits, "slowed", 4000, old)).To(Equal(4000)) // shares up to 2048
 		pause := PauseOn(env.Client, "evalsha")
-		done := make(chan struct{})
-		go func() {
-			defer GinkgoRecover()
-			defer close(done)
-			for {
-				limits.Check(ctx, "slowed", old)
-				select {
-				case <-pause.Reached:
-					return
-				default:
-				}
-			}
-		}()
-		Eventually(pause.Reached).WithContext(ctx).Should(BeClosed())
+		done := CheckUntilPaused(ctx, limits, "slowed", old, pause)
 		// The operator slows the key down to 1,000 a second.
 		slowed := limit.Rate{Rate: 1000, Per: time.Second}
 		first := HammerLimits(ctx, limits, "slowed", 1, slowed)
 		close(pause.Release)
-		Eventually(done).WithContext(ctx).Should(BeClosed())
+		Eventually(done).WithContext(ctx).Should(Receive())
 		Expect(first+HammerLimits(ctx, limits, "slowed", 3000, slowed)).To(BeNumerically("<=", 1000+10),
 			"at one instant, the new rate and at most its share")
 	}, SpecTimeout(60*time.Second))
@@ -191,25 +194,12 @@ var _ = Describe("Credit under attack", Label("limits", "quota"), func() {
 		r := limit.Rate{Rate: 100_000_000, Per: time.Second, QuotaMax: 1_000_000, QuotaRenewal: time.Hour}
 		served := HammerLimits(ctx, limits, "closing", 1000, r)
 		pause := PauseOn(env.Client, "incrby")
-		done := make(chan struct{})
-		go func() {
-			defer GinkgoRecover()
-			defer close(done)
-			for {
-				Check(ctx, limits, "closing", r)
-				served++
-				select {
-				case <-pause.Reached:
-					return
-				default:
-				}
-			}
-		}()
-		Eventually(pause.Reached).WithContext(ctx).Should(BeClosed())
+		done := CheckUntilPaused(ctx, limits, "closing", r, pause)
 		Expect(limits.Close(ctx)).To(Succeed()) // Shutdown with a request in flight
 		close(pause.Release)
-		Eventually(done).WithContext(ctx).Should(BeClosed())
-		Expect(env.Stored(limit.QuotaKey("closing"))).To(Equal(strconv.Itoa(served)))
+		var held Paused
+		Eventually(done).WithContext(ctx).Should(Receive(&held))
+		Expect(env.Stored(limit.QuotaKey("closing"))).To(Equal(strconv.Itoa(served + held.Sent)))
 	}, SpecTimeout(60*time.Second))
 
 	It("leaves to another gateway the quota one gave back, though the first took a share past the quota's end", func(ctx SpecContext) {
